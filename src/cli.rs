@@ -1,0 +1,266 @@
+//! The command line: `train`, `resume`, `sample`, `latent-map`, `data fetch`.
+
+use crate::backend::{self, DeviceChoice};
+use crate::config::{Options, RunConfig};
+use crate::data;
+use crate::models::ModelKind;
+use crate::run::{self, RunDir, Which};
+use crate::train::checkpoint::Checkpoint;
+use crate::util::{Stream, rng};
+use crate::viz;
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "latentlab", version, about = "Train, sample, visualise and compare generative models of images")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model; writes a run folder (config, checkpoints, metrics, pictures, summary).
+    Train(TrainArgs),
+    /// Continue a run exactly where its last checkpoint stopped.
+    Resume(ResumeArgs),
+    /// Draw samples from a run's model into a PNG grid or a .npy array.
+    Sample(SampleArgs),
+    /// Scatter of test-set codes by class and the decoded latent manifold.
+    LatentMap(LatentMapArgs),
+    /// Dataset management.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Model to train.
+    #[arg(value_enum)]
+    pub model: ModelKind,
+    /// Run folder [default: runs/<model>-<dataset>-<time>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// TOML file with any of the options below (flags win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub opts: Options,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    pub run: PathBuf,
+    /// Train until this many epochs in total [default: the run's].
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Stop after this many steps in total.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Where the dataset is, if it moved since training.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    pub run: PathBuf,
+    /// Number of samples.
+    #[arg(long, default_value_t = 64)]
+    pub n: usize,
+    /// Output: .png (grid) or .npy (N×C×H×W float32 in [0,1]) [default: <run>/final/sample.png].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Class to generate (conditional models).
+    #[arg(long)]
+    pub class: Option<u8>,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Grid columns [default: √n].
+    #[arg(long)]
+    pub ncol: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+pub struct LatentMapArgs {
+    pub run: PathBuf,
+    /// Output folder [default: <run>/final].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Test images to encode for the scatter.
+    #[arg(long, default_value_t = 5000)]
+    pub n: usize,
+    /// Manifold grid size (images per side).
+    #[arg(long, default_value_t = 20)]
+    pub grid: usize,
+    /// Class whose manifold to draw (conditional models).
+    #[arg(long, default_value_t = 0)]
+    pub class: u8,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Download a dataset's official files and verify their SHA-256.
+    Fetch {
+        /// mnist or fashion-mnist.
+        name: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Mirror to download from instead of the official location.
+        #[arg(long)]
+        base_url: Option<String>,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => train(a),
+        Command::Resume(a) => resume(a),
+        Command::Sample(a) => sample(a),
+        Command::LatentMap(a) => latent_map(a),
+        Command::Data { command: DataCommand::Fetch { name, data_dir, base_url } } => {
+            let dir = data::data_dir(data_dir.as_deref());
+            for p in data::fetch::fetch(&name, &dir, base_url.as_deref())? {
+                println!("{}", p.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let file = match &a.config {
+        Some(p) => Options::from_file(p)?,
+        None => Options::default(),
+    };
+    let cfg = RunConfig::resolve(a.model, a.opts.or(file))?;
+    let data = data::load(&cfg.dataset, cfg.data_dir.as_deref())?;
+    let out = a.out.unwrap_or_else(|| run::default_path(&cfg));
+    let dir = RunDir::create(&out)?;
+    crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
+    eprintln!(
+        "training {} on {} ({} train / {} test images) → {}",
+        cfg.model.name(),
+        data.name,
+        data.train.n,
+        data.test.n,
+        out.display()
+    );
+    let summary = crate::train::train(&dir, &cfg, &data, None)?;
+    print_summary(&dir, &summary);
+    Ok(())
+}
+
+fn resume(a: ResumeArgs) -> Result<()> {
+    let (dir, mut cfg) = RunDir::open(&a.run)?;
+    if !dir.latest().exists() {
+        bail!("{} has no checkpoint to resume from (checkpoints/latest.ckpt missing)", a.run.display());
+    }
+    let ck = Checkpoint::load(&dir.latest())?;
+    if let Some(e) = a.epochs {
+        cfg.epochs = e;
+    }
+    // A new --max-steps replaces the old; giving --epochs alone lifts an old step limit.
+    cfg.max_steps = a.max_steps.or(if a.epochs.is_some() { None } else { cfg.max_steps });
+    if a.data_dir.is_some() {
+        cfg.data_dir = a.data_dir;
+    }
+    cfg.validate()?;
+    let st = &ck.meta.state;
+    if st.epoch >= cfg.epochs && cfg.max_steps.is_none_or(|m| st.step >= m) {
+        bail!(
+            "{} already finished {} epoch(s) ({} steps); pass --epochs N with N > {} to train further",
+            a.run.display(),
+            st.epoch,
+            st.step,
+            st.epoch
+        );
+    }
+    crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
+    let data = data::load(&cfg.dataset, cfg.data_dir.as_deref())?;
+    eprintln!("resuming {} at epoch {} step {}", a.run.display(), st.epoch, st.step);
+    let summary = crate::train::train(&dir, &cfg, &data, Some(ck))?;
+    print_summary(&dir, &summary);
+    Ok(())
+}
+
+fn print_summary(dir: &RunDir, s: &serde_json::Value) {
+    println!(
+        "{}: {} after {} epoch(s), {} steps, {:.1} s, {:.0} samples/s; test {}",
+        dir.path.display(),
+        s["status"].as_str().unwrap_or("?"),
+        s["epochs"],
+        s["steps"],
+        s["wall_secs"].as_f64().unwrap_or(0.0),
+        s["train_samples_per_sec"].as_f64().unwrap_or(0.0),
+        s["test"]
+    );
+}
+
+fn sample(a: SampleArgs) -> Result<()> {
+    if a.n == 0 || a.n > 1_000_000 {
+        bail!("--n must be between 1 and 1000000, got {}", a.n);
+    }
+    let device = backend::device(a.device)?;
+    let (_, model, _, class_names) = run::load_model(&a.run, a.checkpoint, &device)?;
+    let labels = match a.class {
+        Some(c) if !model.spec.kind.is_conditional() => bail!(
+            "--class {c}: model '{}' of {} is not conditional; train a cvae to generate a chosen class",
+            model.spec.kind.name(),
+            a.run.display()
+        ),
+        Some(c) if c as usize >= model.spec.num_classes => {
+            bail!(
+                "--class {c} out of range: the model knows classes 0..{} ({})",
+                model.spec.num_classes - 1,
+                class_names.join(", ")
+            )
+        }
+        Some(c) => vec![c; a.n],
+        // Unconditional call of a conditional model: cycle through the classes.
+        None if model.spec.kind.is_conditional() => (0..a.n).map(|i| (i % model.spec.num_classes) as u8).collect(),
+        None => vec![],
+    };
+    let z = model.prior(a.n, &mut rng(a.seed, Stream::Sample, 0));
+    let imgs = model.decode_host(&z, &labels);
+    let out = a.out.unwrap_or_else(|| a.run.join("final/sample.png"));
+    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("npy") => viz::grid::save_npy(&imgs, model.spec.shape, &out)?,
+        Some("png") => {
+            let ncol = a.ncol.unwrap_or_else(|| (a.n as f64).sqrt().ceil() as usize);
+            viz::grid::save_grid(&imgs, model.spec.shape, ncol, &out)?
+        }
+        _ => bail!("--out {}: use a .png (image grid) or .npy (array) file name", out.display()),
+    }
+    println!("{}", out.display());
+    Ok(())
+}
+
+fn latent_map(a: LatentMapArgs) -> Result<()> {
+    let device = backend::device(DeviceChoice::Cpu)?;
+    let (cfg, model, _, _) = run::load_model(&a.run, a.checkpoint, &device)?;
+    if a.grid < 2 || a.grid > 100 {
+        bail!("--grid must be between 2 and 100, got {}", a.grid);
+    }
+    if model.spec.kind.is_conditional() && a.class as usize >= model.spec.num_classes {
+        bail!("--class {} out of range: the model has {} classes", a.class, model.spec.num_classes);
+    }
+    let data = data::load(&cfg.dataset, a.data_dir.as_deref().or(cfg.data_dir.as_deref()))?;
+    let out = a.out.unwrap_or_else(|| a.run.join("final"));
+    for p in viz::latent::latent_map(&model, &data, &out, a.n.max(1), a.class, a.grid)? {
+        println!("{}", p.display());
+    }
+    Ok(())
+}

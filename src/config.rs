@@ -1,0 +1,210 @@
+//! Run configuration: defaults per model, overridden by a TOML file, overridden by flags. The
+//! effective configuration is written to the run folder as `config.toml` and is all `resume` needs.
+
+use crate::backend::DeviceChoice;
+use crate::data::Binarize;
+use crate::models::{DecoderKind, ModelKind, ModelSpec};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Settings a user may give as flags or in a `--config` TOML file (same names, kebab-case).
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Options {
+    /// Dataset: mnist, fashion-mnist, digits, or a path to an *-images-idx3-ubyte(.gz) file.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Folder holding <name>/ dataset folders [default: $LATENTLAB_DATA, else ./data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Number of passes over the training set.
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Stop after this many optimiser steps in total (for quick checks).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub latent_dim: Option<usize>,
+    /// Hidden layer widths of the MLP encoder (the decoder mirrors them), e.g. 512,256.
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Decoder likelihood (VAE family).
+    #[arg(long, value_enum)]
+    pub decoder: Option<DecoderKind>,
+    /// Fix the Gaussian decoder's σ instead of learning it.
+    #[arg(long)]
+    pub decoder_sigma: Option<f64>,
+    /// Weight of the KL term (β-VAE); 1 is the ELBO.
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Input binarisation.
+    #[arg(long, value_enum)]
+    pub binarize: Option<Binarize>,
+    /// Seed of every random number in the run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Log training losses to metrics.jsonl every N steps.
+    #[arg(long)]
+    pub log_every: Option<u64>,
+    /// Compute device.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceChoice>,
+}
+
+impl Options {
+    /// Read a TOML options file; unknown keys are errors that name the key.
+    pub fn from_file(path: &Path) -> Result<Options> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))
+    }
+
+    /// `self` with unset fields taken from `base`.
+    pub fn or(self, base: Options) -> Options {
+        Options {
+            dataset: self.dataset.or(base.dataset),
+            data_dir: self.data_dir.or(base.data_dir),
+            epochs: self.epochs.or(base.epochs),
+            max_steps: self.max_steps.or(base.max_steps),
+            batch_size: self.batch_size.or(base.batch_size),
+            lr: self.lr.or(base.lr),
+            latent_dim: self.latent_dim.or(base.latent_dim),
+            hidden: self.hidden.or(base.hidden),
+            decoder: self.decoder.or(base.decoder),
+            decoder_sigma: self.decoder_sigma.or(base.decoder_sigma),
+            beta: self.beta.or(base.beta),
+            binarize: self.binarize.or(base.binarize),
+            seed: self.seed.or(base.seed),
+            log_every: self.log_every.or(base.log_every),
+            device: self.device.or(base.device),
+        }
+    }
+}
+
+/// The effective configuration of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: ModelKind,
+    pub dataset: String,
+    pub data_dir: Option<PathBuf>,
+    pub epochs: u64,
+    pub max_steps: Option<u64>,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub latent_dim: usize,
+    pub hidden: Vec<usize>,
+    pub decoder: DecoderKind,
+    pub decoder_sigma: Option<f64>,
+    pub beta: f64,
+    pub binarize: Binarize,
+    pub seed: u64,
+    pub log_every: u64,
+    pub device: DeviceChoice,
+}
+
+impl RunConfig {
+    /// Defaults of `model`, then `opts` on top. Validates ranges.
+    pub fn resolve(model: ModelKind, opts: Options) -> Result<RunConfig> {
+        let cfg = RunConfig {
+            model,
+            dataset: opts.dataset.unwrap_or_else(|| "mnist".into()),
+            data_dir: opts.data_dir,
+            epochs: opts.epochs.unwrap_or(default_epochs(model)),
+            max_steps: opts.max_steps,
+            batch_size: opts.batch_size.unwrap_or(128),
+            lr: opts.lr.unwrap_or(1e-3),
+            latent_dim: opts.latent_dim.unwrap_or(20),
+            hidden: opts.hidden.unwrap_or_else(|| ModelSpec::default_hidden(model)),
+            decoder: opts.decoder.unwrap_or(DecoderKind::Bernoulli),
+            decoder_sigma: opts.decoder_sigma,
+            beta: opts.beta.unwrap_or(1.0),
+            binarize: opts.binarize.unwrap_or(match opts.decoder {
+                Some(DecoderKind::Gaussian) => Binarize::None,
+                _ => Binarize::Dynamic,
+            }),
+            seed: opts.seed.unwrap_or(0),
+            log_every: opts.log_every.unwrap_or(50),
+            device: opts.device.unwrap_or_default(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        if self.batch_size == 0 || self.batch_size > 1 << 16 {
+            bail!("--batch-size must be between 1 and 65536, got {}", self.batch_size);
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 10.0) {
+            bail!("--lr must be a positive number below 10, got {}", self.lr);
+        }
+        if self.max_steps == Some(0) {
+            bail!("--max-steps must be at least 1");
+        }
+        if self.log_every == 0 {
+            bail!("--log-every must be at least 1");
+        }
+        if self.latent_dim == 0 || self.latent_dim > 4096 {
+            bail!("--latent-dim must be between 1 and 4096, got {}", self.latent_dim);
+        }
+        if self.hidden.is_empty() {
+            bail!("--hidden needs at least one layer width");
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    pub fn from_toml(text: &str, origin: &Path) -> Result<RunConfig> {
+        let cfg: RunConfig = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: invalid run config: {}", origin.display(), e.message()))?;
+        cfg.validate().with_context(|| format!("{}", origin.display()))?;
+        Ok(cfg)
+    }
+}
+
+/// Defaults sized so the default run of each model finishes in a few minutes on 2 CPU cores.
+pub fn default_epochs(model: ModelKind) -> u64 {
+    match model {
+        ModelKind::Ae | ModelKind::Vae | ModelKind::Cvae => 20,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "epochs = 7\nlr = 0.01\nhidden = [64]\n").unwrap();
+        let file = Options::from_file(&p).unwrap();
+        let flags = Options { lr: Some(0.002), ..Default::default() };
+        let cfg = RunConfig::resolve(ModelKind::Vae, flags.or(file)).unwrap();
+        assert_eq!((cfg.epochs, cfg.lr, cfg.hidden.clone(), cfg.batch_size), (7, 0.002, vec![64], 128));
+        let back = RunConfig::from_toml(&cfg.to_toml(), &p).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn unknown_key_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "epoch = 7\n").unwrap();
+        let e = Options::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("epoch"), "{e}");
+        let e = RunConfig::resolve(ModelKind::Vae, Options { lr: Some(-1.0), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("--lr"));
+    }
+}

@@ -1,0 +1,15 @@
+//! latentlab: train, sample, visualise and compare deep generative models of images.
+//!
+//! Layers (data flows one way): `data` (files → datasets → batches) → `models` (networks and their
+//! losses) → `train` (optimiser loops, checkpoints, logs) → `viz` (pictures from checkpoints).
+//! `run` ties a run folder together; `cli` is the command-line surface.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod models;
+pub mod run;
+pub mod train;
+pub mod util;
+pub mod viz;

@@ -1,0 +1,91 @@
+//! Pieces shared by the models: an MLP, likelihood terms, the Gaussian KL and one-hot conditioning.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation::{relu, softplus};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Fully connected layers with ReLU between them; the last layer's activation is the caller's.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// `dims` = [input, hidden…, output].
+    pub fn new(dims: &[usize], rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let layers = dims.windows(2).map(|w| linear(w[0], w[1], rng, device)).collect();
+        Mlp { layers }
+    }
+
+    pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        for (i, l) in self.layers.iter().enumerate() {
+            x = l.forward(x);
+            if i < last {
+                x = relu(x);
+            }
+        }
+        x
+    }
+}
+
+/// A linear layer with PyTorch's default initialisation, U(−k, k) with k = 1/√fan_in, drawn
+/// from the run's own seeded stream: burn's global RNG would make initialisation depend on
+/// whatever else in the process draws from it (e.g. parallel tests).
+pub fn linear(fan_in: usize, fan_out: usize, rng: &mut ChaCha8Rng, device: &Device) -> Linear {
+    let k = 1.0 / (fan_in as f32).sqrt();
+    let mut u = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-k..k)).collect() };
+    let w = u(fan_in * fan_out);
+    let b = u(fan_out);
+    Linear {
+        weight: Param::from_data(TensorData::new(w, [fan_in, fan_out]), device),
+        bias: Some(Param::from_data(TensorData::new(b, [fan_out]), device)),
+    }
+}
+
+/// Per-image Bernoulli negative log-likelihood from logits, summed over pixels: [B, D] → [B].
+/// `softplus(l) − x·l` is BCE-with-logits without ever forming log(sigmoid).
+pub fn bernoulli_nll(logits: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
+    (softplus(logits.clone(), 1.0) - x * logits).sum_dim(1).squeeze_dim(1)
+}
+
+/// Per-image Gaussian negative log-likelihood with scalar σ (as log σ, [1]), constant included.
+pub fn gaussian_nll(mean: Tensor<2>, x: Tensor<2>, log_sigma: Tensor<1>) -> Tensor<1> {
+    let [b, d] = mean.dims();
+    let ls = log_sigma.reshape([1, 1]);
+    let inv_var = (ls.clone() * (-2.0)).exp();
+    let sq = (x - mean).powi_scalar(2).sum_dim(1); // [B,1]
+    let nll =
+        sq * inv_var.mul_scalar(0.5) + ls.mul_scalar(d as f64) + 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln();
+    nll.reshape([b])
+}
+
+/// KL(N(μ, diag exp(logvar)) ‖ N(0, I)) per row: [B, L] → [B].
+pub fn kl_std_normal(mu: Tensor<2>, logvar: Tensor<2>) -> Tensor<1> {
+    let t = logvar.clone().exp() + mu.powi_scalar(2) - logvar - 1.0;
+    t.sum_dim(1).squeeze_dim(1).mul_scalar(0.5)
+}
+
+/// One-hot rows for `labels` as floats [B, K].
+pub fn one_hot(labels: &[u8], k: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; labels.len() * k];
+    for (i, &l) in labels.iter().enumerate() {
+        if (l as usize) < k {
+            v[i * k + l as usize] = 1.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [labels.len(), k]), device)
+}
+
+/// A host matrix as a tensor.
+pub fn matrix(v: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(v, [rows, cols]), device)
+}
+
+/// A tensor's values on the host.
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor data")
+}

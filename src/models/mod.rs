@@ -1,0 +1,310 @@
+//! Models: one file each, built from `blocks`; `Model` is the registry and the two interfaces the
+//! rest of the program uses (a generator: prior + decode; an encoder where the model has one).
+
+pub mod ae;
+pub mod blocks;
+pub mod cvae;
+pub mod vae;
+
+use crate::data::ImageShape;
+use anyhow::{Result, bail};
+use burn::module::Module;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use blocks::one_hot;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Autoencoder (deterministic code, reconstruction loss only).
+    Ae,
+    /// Variational autoencoder (Bernoulli or Gaussian decoder, ELBO).
+    Vae,
+    /// Conditional VAE (label-conditioned encoder and decoder).
+    Cvae,
+}
+
+impl ModelKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelKind::Ae => "ae",
+            ModelKind::Vae => "vae",
+            ModelKind::Cvae => "cvae",
+        }
+    }
+    pub fn is_conditional(&self) -> bool {
+        matches!(self, ModelKind::Cvae)
+    }
+    pub fn has_encoder(&self) -> bool {
+        true
+    }
+    /// Has a prior to sample: the AE is given the N(0, I) a naive user would try.
+    pub fn is_variational(&self) -> bool {
+        matches!(self, ModelKind::Vae | ModelKind::Cvae)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecoderKind {
+    /// p(x|z) = Bernoulli(sigmoid(logits)): BCE-with-logits, for binarised or [0,1] data.
+    Bernoulli,
+    /// p(x|z) = N(sigmoid(out), σ²): learned σ unless `--decoder-sigma` fixes it.
+    Gaussian,
+}
+
+/// Everything needed to rebuild a model's architecture (stored in the run config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub kind: ModelKind,
+    pub shape: ImageShape,
+    pub num_classes: usize,
+    pub latent_dim: usize,
+    pub hidden: Vec<usize>,
+    pub decoder: DecoderKind,
+    pub decoder_sigma: Option<f64>,
+    pub beta: f64,
+}
+
+/// Named scalar losses of one step; `total` is what is minimised.
+pub struct Losses {
+    pub total: Tensor<1>,
+    pub terms: Vec<(&'static str, Tensor<1>)>,
+}
+
+impl Losses {
+    /// All terms with one host transfer: [("loss", total), (name, value)…].
+    pub fn values(&self) -> Vec<(&'static str, f64)> {
+        let mut ts = vec![self.total.clone().reshape([1])];
+        ts.extend(self.terms.iter().map(|(_, t)| t.clone().reshape([1])));
+        let v = blocks::to_vec(Tensor::cat(ts, 0));
+        std::iter::once("loss").chain(self.terms.iter().map(|(n, _)| *n)).zip(v.into_iter().map(f64::from)).collect()
+    }
+}
+
+/// The trainable network of any model kind. (One per run and never stored in bulk, so the size
+/// difference between variants costs nothing.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Net {
+    Ae(ae::Ae),
+    Vae(vae::Vae),
+}
+
+impl Net {
+    /// A freshly initialised network; every initial weight comes from `seed`.
+    pub fn new(spec: &ModelSpec, seed: u64, device: &Device) -> Self {
+        let rng = &mut crate::util::rng(seed, crate::util::Stream::Init, 0);
+        match spec.kind {
+            ModelKind::Ae => Net::Ae(ae::Ae::new(spec, rng, device)),
+            ModelKind::Vae => Net::Vae(vae::Vae::new(spec, 0, rng, device)),
+            ModelKind::Cvae => Net::Vae(cvae::new(spec, rng, device)),
+        }
+    }
+
+    /// All float parameters, flattened in module order (for comparing weights exactly: the
+    /// serialised record also holds run-specific parameter ids).
+    pub fn param_values(&self) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                self.0.extend(blocks::to_vec(param.val()));
+            }
+        }
+        let mut c = Collect(Vec::new());
+        self.visit(&mut c);
+        c.0
+    }
+
+    fn cond(&self, spec: &ModelSpec, labels: &[u8], device: &Device) -> Option<Tensor<2>> {
+        spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, device))
+    }
+
+    /// Training losses for a batch `x` [B, D]; `eps` [B, latent] is the reparameterisation noise.
+    pub fn losses(&self, spec: &ModelSpec, x: Tensor<2>, labels: &[u8], eps: Tensor<2>) -> Losses {
+        let device = x.device();
+        match self {
+            Net::Ae(m) => m.losses(spec, x),
+            Net::Vae(m) => m.losses(spec, x, self.cond(spec, labels, &device), eps),
+        }
+    }
+
+    /// Images in [0,1] for codes `z` [B, latent] (and labels for conditional models).
+    pub fn decode(&self, spec: &ModelSpec, z: Tensor<2>, labels: &[u8]) -> Tensor<2> {
+        let device = z.device();
+        match self {
+            Net::Ae(m) => m.decode(z),
+            Net::Vae(m) => m.decode(z, self.cond(spec, labels, &device)),
+        }
+    }
+
+    /// The encoder's point estimate of the code (AE code, VAE posterior mean).
+    pub fn encode_mean(&self, spec: &ModelSpec, x: Tensor<2>, labels: &[u8]) -> Tensor<2> {
+        let device = x.device();
+        match self {
+            Net::Ae(m) => m.encode(x),
+            Net::Vae(m) => m.encode(x, self.cond(spec, labels, &device)).0,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// Check the spec against the data it will train on; errors say what to change.
+    pub fn validate(&self) -> Result<()> {
+        if self.latent_dim == 0 {
+            bail!("--latent-dim must be at least 1");
+        }
+        if self.hidden.contains(&0) {
+            bail!("--hidden sizes must be positive, got {:?}", self.hidden);
+        }
+        if self.kind.is_conditional() && self.num_classes < 2 {
+            bail!("model '{}' is conditional but the dataset has no class labels", self.kind.name());
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            bail!("--beta must be a finite number ≥ 0, got {}", self.beta);
+        }
+        if let Some(s) = self.decoder_sigma
+            && !(s.is_finite() && s > 0.0)
+        {
+            bail!("--decoder-sigma must be > 0, got {s}");
+        }
+        Ok(())
+    }
+
+    /// Default latent size and hidden widths per model.
+    pub fn default_hidden(kind: ModelKind) -> Vec<usize> {
+        match kind {
+            ModelKind::Ae | ModelKind::Vae | ModelKind::Cvae => vec![512, 256],
+        }
+    }
+}
+
+/// A model ready to use: its spec, its network on a device.
+pub struct Model {
+    pub spec: ModelSpec,
+    pub net: Net,
+    pub device: Device,
+}
+
+impl Model {
+    /// `n` draws from the prior as a host vector [n × latent].
+    pub fn prior(&self, n: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
+        crate::util::normal_vec(rng, n * self.spec.latent_dim)
+    }
+
+    /// Decode host codes to host images in [0,1], batched.
+    pub fn decode_host(&self, z: &[f32], labels: &[u8]) -> Vec<f32> {
+        let l = self.spec.latent_dim;
+        let n = z.len() / l;
+        let net = self.net.valid();
+        let mut out = Vec::with_capacity(n * self.spec.shape.len());
+        for start in (0..n).step_by(1000) {
+            let end = (start + 1000).min(n);
+            let zt = blocks::matrix(z[start * l..end * l].to_vec(), end - start, l, &self.device);
+            let lab = if labels.is_empty() { vec![0; end - start] } else { labels[start..end].to_vec() };
+            out.extend(blocks::to_vec(net.decode(&self.spec, zt, &lab)));
+        }
+        out
+    }
+
+    /// Encode host images (in model input range) to their mean codes, batched.
+    pub fn encode_host(&self, x: &[f32], labels: &[u8]) -> Vec<f32> {
+        let d = self.spec.shape.len();
+        let n = x.len() / d;
+        let net = self.net.valid();
+        let mut out = Vec::with_capacity(n * self.spec.latent_dim);
+        for start in (0..n).step_by(1000) {
+            let end = (start + 1000).min(n);
+            let xt = blocks::matrix(x[start * d..end * d].to_vec(), end - start, d, &self.device);
+            let lab = if labels.is_empty() { vec![0; end - start] } else { labels[start..end].to_vec() };
+            out.extend(blocks::to_vec(net.encode_mean(&self.spec, xt, &lab)));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: ModelKind) -> ModelSpec {
+        ModelSpec {
+            kind,
+            shape: ImageShape { channels: 1, height: 4, width: 4 },
+            num_classes: 10,
+            latent_dim: 3,
+            hidden: vec![8],
+            decoder: DecoderKind::Bernoulli,
+            decoder_sigma: None,
+            beta: 1.0,
+        }
+    }
+
+    #[test]
+    fn kl_matches_closed_form_on_a_hand_made_case() {
+        let device = Device::flex();
+        // KL(N(μ,σ²)‖N(0,1)) = ½(σ² + μ² − 1 − ln σ²) per dimension.
+        let mu = Tensor::<2>::from_floats([[1.0, -2.0], [0.0, 0.0]], &device);
+        let logvar = Tensor::<2>::from_floats([[0.0, 2.0f32.ln()], [0.0, 0.0]], &device);
+        let kl = blocks::to_vec(blocks::kl_std_normal(mu, logvar));
+        let expect0 = 0.5 * (1.0 + 1.0 - 1.0 - 0.0) + 0.5 * (2.0 + 4.0 - 1.0 - 2.0f32.ln());
+        assert!((kl[0] - expect0).abs() < 1e-5, "{} vs {}", kl[0], expect0);
+        assert!(kl[1].abs() < 1e-7);
+    }
+
+    #[test]
+    fn bernoulli_nll_equals_bce_computed_by_hand() {
+        let device = Device::flex();
+        let logits = [2.0f32, -1.0, 0.0];
+        let x = [1.0f32, 0.0, 1.0];
+        let got = blocks::to_vec(blocks::bernoulli_nll(
+            Tensor::<2>::from_floats([logits], &device),
+            Tensor::<2>::from_floats([x], &device),
+        ))[0];
+        let expect: f32 = logits
+            .iter()
+            .zip(x)
+            .map(|(&l, x)| {
+                let p = 1.0 / (1.0 + (-l).exp());
+                -(x * p.ln() + (1.0 - x) * (1.0 - p).ln())
+            })
+            .sum();
+        assert!((got - expect).abs() < 1e-5, "{got} vs {expect}");
+    }
+
+    #[test]
+    fn gaussian_nll_matches_formula() {
+        let device = Device::flex();
+        let (m, x, s) = ([0.5f32, 0.2], [0.7f32, 0.1], 0.3f32);
+        let got = blocks::to_vec(blocks::gaussian_nll(
+            Tensor::<2>::from_floats([m], &device),
+            Tensor::<2>::from_floats([x], &device),
+            Tensor::from_floats([s.ln()], &device),
+        ))[0];
+        let expect: f32 = m
+            .iter()
+            .zip(x)
+            .map(|(m, x)| 0.5 * ((x - m) / s).powi(2) + s.ln() + 0.5 * (2.0 * std::f32::consts::PI).ln())
+            .sum();
+        assert!((got - expect).abs() < 1e-4, "{got} vs {expect}");
+    }
+
+    #[test]
+    fn cvae_decoding_depends_on_the_class() {
+        let device = Device::flex();
+        let s = spec(ModelKind::Cvae);
+        let net = Net::new(&s, 1, &device);
+        let z = Tensor::<2>::zeros([2, 3], &device);
+        let out = blocks::to_vec(net.decode(&s, z, &[3, 7]));
+        let (a, b) = out.split_at(16);
+        assert!(a.iter().zip(b).any(|(p, q)| (p - q).abs() > 1e-4), "class had no effect");
+    }
+
+    #[test]
+    fn conditional_model_needs_labels() {
+        let mut s = spec(ModelKind::Cvae);
+        s.num_classes = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("no class labels"));
+    }
+}

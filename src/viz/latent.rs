@@ -1,0 +1,190 @@
+//! Latent maps: a scatter of test-set codes coloured by class, and the decoded manifold — a grid of
+//! images decoded over the latent plane. With more than two latent dimensions both are drawn in the
+//! plane of the codes' first two principal components (said in the title).
+
+use crate::data::{Binarize, Loader, Range, Splits};
+use crate::models::Model;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// Inverse of the standard normal CDF (Acklam's rational approximation, absolute error < 1e-5).
+#[allow(clippy::excessive_precision)] // the published coefficients, kept verbatim
+pub fn norm_ppf(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -39.696830286653757,
+        220.94609842452050,
+        -275.92851044696869,
+        138.35775186726900,
+        -30.664798066147160,
+        2.5066282774592392,
+    ];
+    const B: [f64; 5] =
+        [-54.476098798224058, 161.58583685804089, -155.69897985988661, 66.801311887719720, -13.280681552885721];
+    const C: [f64; 6] = [
+        -7.7848940024302926e-3,
+        -0.32239645804113648,
+        -2.4007582771618381,
+        -2.5497325393437338,
+        4.3746641414649678,
+        2.9382373244053430,
+    ];
+    const D: [f64; 4] = [7.7846957090414622e-3, 0.32246712907003983, 2.4451341373114459, 3.7544086477014600];
+    let p = p.clamp(1e-300, 1.0 - 1e-16);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// Mean and the top two principal directions of row vectors `x` [n × d] (power iteration).
+pub fn pca2(x: &[f32], d: usize) -> (Vec<f64>, [Vec<f64>; 2]) {
+    let n = x.len() / d;
+    let mut mean = vec![0f64; d];
+    for r in x.chunks(d) {
+        for (m, &v) in mean.iter_mut().zip(r) {
+            *m += v as f64 / n as f64;
+        }
+    }
+    let mut cov = vec![0f64; d * d];
+    for r in x.chunks(d) {
+        for i in 0..d {
+            let a = r[i] as f64 - mean[i];
+            for j in 0..d {
+                cov[i * d + j] += a * (r[j] as f64 - mean[j]) / n as f64;
+            }
+        }
+    }
+    let mut comps: Vec<Vec<f64>> = Vec::new();
+    for c in 0..2 {
+        let mut v: Vec<f64> = (0..d).map(|i| if i == c { 1.0 } else { 0.1 }).collect();
+        for _ in 0..500 {
+            let mut w: Vec<f64> = (0..d).map(|i| (0..d).map(|j| cov[i * d + j] * v[j]).sum()).collect();
+            for p in &comps {
+                let dot: f64 = w.iter().zip(p).map(|(a, b)| a * b).sum();
+                w.iter_mut().zip(p).for_each(|(a, b)| *a -= dot * b);
+            }
+            let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-300);
+            v = w.into_iter().map(|a| a / norm).collect();
+        }
+        comps.push(v);
+    }
+    let c1 = comps.pop().unwrap();
+    let c0 = comps.pop().unwrap();
+    (mean, [c0, c1])
+}
+
+/// Write `latent-scatter.png` and `latent-manifold.png` into `out`; returns their paths.
+pub fn latent_map(
+    model: &Model,
+    data: &Splits,
+    out: &Path,
+    n_points: usize,
+    class: u8,
+    grid: usize,
+) -> Result<Vec<PathBuf>> {
+    let spec = &model.spec;
+    let d = spec.latent_dim;
+    let test = data.test.head(n_points);
+    let loader = Loader::new(&test, 1000, Binarize::None, Range::Unit, 0);
+    let mut codes = Vec::new();
+    let mut labels = Vec::new();
+    for b in loader.eval_batches(1000) {
+        codes.extend(model.encode_host(&b.x, &b.labels));
+        labels.extend(b.labels);
+    }
+    // The plane: the latent axes themselves for d = 2 (d = 1 pads a zero axis), else PCA.
+    let (mean, axes, plane) = if d <= 2 {
+        let e = |i: usize| (0..d).map(|j| if i == j { 1.0 } else { 0.0 }).collect::<Vec<f64>>();
+        (vec![0.0; d], [e(0), e(1)], "z")
+    } else {
+        let (m, a) = pca2(&codes, d);
+        (m, a, "PC")
+    };
+    let project = |r: &[f32]| -> (f32, f32) {
+        let c: Vec<f64> = r.iter().zip(&mean).map(|(&v, m)| v as f64 - m).collect();
+        let p = |a: &Vec<f64>| c.iter().zip(a).map(|(x, y)| x * y).sum::<f64>() as f32;
+        (p(&axes[0]), p(&axes[1]))
+    };
+    let has_labels = data.test.labels.is_some();
+    let pts: Vec<(f32, f32, Option<u8>)> = codes
+        .chunks(d)
+        .zip(&labels)
+        .map(|(r, &l)| {
+            let (a, b) = project(r);
+            (a, b, has_labels.then_some(l))
+        })
+        .collect();
+    let title = format!(
+        "{} codes of {} test images ({}, {}-d latent)",
+        if spec.kind.is_variational() { "Posterior-mean" } else { "Encoder" },
+        pts.len(),
+        data.name,
+        d
+    );
+    let scatter = out.join("latent-scatter.png");
+    super::plot::scatter(&scatter, &title, &format!("{plane}1"), &format!("{plane}2"), &pts, &data.class_names)?;
+
+    // Manifold: prior quantiles for variational models (the prior is what sampling uses); the
+    // codes' own 1st–99th percentile box for the AE (it has no prior).
+    let coords: [Vec<f64>; 2] = std::array::from_fn(|axis| {
+        if spec.kind.is_variational() && d <= 2 {
+            (0..grid).map(|i| norm_ppf((i as f64 + 0.5) / grid as f64)).collect()
+        } else {
+            let mut v: Vec<f64> = pts.iter().map(|p| if axis == 0 { p.0 as f64 } else { p.1 as f64 }).collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            let q = |f: f64| v[((v.len() - 1) as f64 * f) as usize];
+            let (lo, hi) = (q(0.01), q(0.99));
+            (0..grid).map(|i| lo + (hi - lo) * i as f64 / (grid - 1).max(1) as f64).collect()
+        }
+    });
+    let mut z = Vec::with_capacity(grid * grid * d);
+    for row in 0..grid {
+        for col in 0..grid {
+            // Rows run top to bottom from high to low along the second axis, like the scatter's y.
+            let (a, b) = (coords[0][col], coords[1][grid - 1 - row]);
+            z.extend((0..d).map(|j| (mean[j] + a * axes[0][j] + b * axes[1][j]) as f32));
+        }
+    }
+    let labels = if spec.kind.is_conditional() { vec![class; grid * grid] } else { vec![] };
+    let imgs = model.decode_host(&z, &labels);
+    let manifold = out.join("latent-manifold.png");
+    super::grid::save_grid(&imgs, spec.shape, grid, &manifold)?;
+    Ok(vec![scatter, manifold])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ppf_inverts_known_quantiles() {
+        assert!(norm_ppf(0.5).abs() < 1e-9);
+        assert!((norm_ppf(0.975) - 1.959963985).abs() < 1e-5);
+        assert!((norm_ppf(0.01) + 2.326347874).abs() < 1e-5);
+    }
+
+    #[test]
+    fn pca_finds_the_dominant_direction() {
+        // Points along (1, 1, 0) with small noise along (1, -1, 0).
+        let mut x = Vec::new();
+        for i in 0..200 {
+            let t = i as f32 / 20.0 - 5.0;
+            let e = if i % 2 == 0 { 0.1 } else { -0.1 };
+            x.extend([t + e, t - e, 0.0]);
+        }
+        let (_, [c0, c1]) = pca2(&x, 3);
+        let s = std::f64::consts::FRAC_1_SQRT_2;
+        assert!((c0[0].abs() - s).abs() < 1e-3 && (c0[1].abs() - s).abs() < 1e-3, "{c0:?}");
+        assert!((c0[0] * c1[0] + c0[1] * c1[1] + c0[2] * c1[2]).abs() < 1e-6);
+    }
+}

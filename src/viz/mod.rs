@@ -1,0 +1,7 @@
+//! Pictures: image grids and .npy sample files (`grid`), curves and scatter plots (`plot`),
+//! the training GIF (`gif`), latent maps (`latent`).
+
+pub mod gif;
+pub mod grid;
+pub mod latent;
+pub mod plot;

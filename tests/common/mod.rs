@@ -1,0 +1,42 @@
+#![allow(dead_code)]
+//! Helpers shared by the integration tests: the real datasets in ../shared/data and small runs.
+
+use latentlab::config::{Options, RunConfig};
+use latentlab::models::ModelKind;
+use latentlab::run::RunDir;
+use std::path::{Path, PathBuf};
+
+pub fn shared_data() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    assert!(p.join("mnist").is_dir(), "tests need the datasets at {}", p.display());
+    p
+}
+
+/// A config for a quick run on the shared data.
+pub fn quick_config(model: ModelKind, dataset: &str, opts: Options) -> RunConfig {
+    let base = Options { dataset: Some(dataset.into()), data_dir: Some(shared_data()), ..Default::default() };
+    RunConfig::resolve(model, opts.or(base)).unwrap()
+}
+
+/// Train a fresh run in `dir` with `cfg`; returns the summary.
+pub fn train_run(dir: &Path, cfg: &RunConfig) -> serde_json::Value {
+    let data = latentlab::data::load(&cfg.dataset, cfg.data_dir.as_deref()).unwrap();
+    let run = RunDir::create(dir).unwrap();
+    latentlab::util::write_atomic(&run.config(), cfg.to_toml().as_bytes()).unwrap();
+    latentlab::train::train(&run, cfg, &data, None).unwrap()
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_latentlab")
+}
+
+/// Run the CLI; returns (success, stdout, stderr).
+pub fn cli(args: &[&str], cwd: &Path) -> (bool, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("LATENTLAB_DATA", shared_data())
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
