@@ -20,6 +20,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Train a model; writes a run folder (config, checkpoints, metrics, pictures, summary).
     Train(TrainArgs),
@@ -29,6 +30,8 @@ pub enum Command {
     Sample(SampleArgs),
     /// Scatter of test-set codes by class and the decoded latent manifold.
     LatentMap(LatentMapArgs),
+    /// Latent walks: each row interpolates between two random prior codes.
+    Walk(WalkArgs),
     /// Dataset management.
     Data {
         #[command(subcommand)]
@@ -110,6 +113,30 @@ pub struct LatentMapArgs {
     pub checkpoint: Which,
 }
 
+#[derive(Args, Debug)]
+pub struct WalkArgs {
+    pub run: PathBuf,
+    /// Number of walks (rows).
+    #[arg(long, default_value_t = 8)]
+    pub rows: usize,
+    /// Images per walk, both ends included.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Spherical interpolation (keeps Gaussian codes at a typical norm).
+    #[arg(long)]
+    pub slerp: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Class of every row (conditional models) [default: row i is class i mod K].
+    #[arg(long)]
+    pub class: Option<u8>,
+    /// Output PNG [default: <run>/final/walk.png].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Download a dataset's official files and verify their SHA-256.
@@ -130,6 +157,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Resume(a) => resume(a),
         Command::Sample(a) => sample(a),
         Command::LatentMap(a) => latent_map(a),
+        Command::Walk(a) => walk(a),
         Command::Data { command: DataCommand::Fetch { name, data_dir, base_url } } => {
             let dir = data::data_dir(data_dir.as_deref());
             for p in data::fetch::fetch(&name, &dir, base_url.as_deref())? {
@@ -262,5 +290,40 @@ fn latent_map(a: LatentMapArgs) -> Result<()> {
     for p in viz::latent::latent_map(&model, &data, &out, a.n.max(1), a.class, a.grid)? {
         println!("{}", p.display());
     }
+    Ok(())
+}
+
+fn walk(a: WalkArgs) -> Result<()> {
+    if a.rows == 0 || a.rows > 100 || a.steps < 2 || a.steps > 100 {
+        bail!("--rows must be 1..=100 and --steps 2..=100 (got {} and {})", a.rows, a.steps);
+    }
+    let device = backend::device(DeviceChoice::Cpu)?;
+    let (_, model, _, _) = run::load_model(&a.run, a.checkpoint, &device)?;
+    let k = model.spec.num_classes;
+    if let Some(c) = a.class {
+        if !model.spec.kind.is_conditional() {
+            bail!("--class {c}: model '{}' is not conditional", model.spec.kind.name());
+        }
+        if c as usize >= k {
+            bail!("--class {c} out of range: the model has {k} classes");
+        }
+    }
+    let ends = model.prior(2 * a.rows, &mut rng(a.seed, Stream::Sample, 1));
+    let l = model.spec.latent_dim;
+    let mut z = Vec::with_capacity(a.rows * a.steps * l);
+    let mut labels = Vec::new();
+    for r in 0..a.rows {
+        let (za, zb) = (&ends[2 * r * l..(2 * r + 1) * l], &ends[(2 * r + 1) * l..(2 * r + 2) * l]);
+        for p in viz::walk::interpolate(za, zb, a.steps, a.slerp) {
+            z.extend(p);
+        }
+        if model.spec.kind.is_conditional() {
+            labels.extend(std::iter::repeat_n(a.class.unwrap_or((r % k) as u8), a.steps));
+        }
+    }
+    let imgs = model.decode_host(&z, &labels);
+    let out = a.out.unwrap_or_else(|| a.run.join("final/walk.png"));
+    viz::grid::save_grid(&imgs, model.spec.shape, a.steps, &out)?;
+    println!("{}", out.display());
     Ok(())
 }

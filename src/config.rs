@@ -3,7 +3,7 @@
 
 use crate::backend::DeviceChoice;
 use crate::data::Binarize;
-use crate::models::{DecoderKind, ModelKind, ModelSpec};
+use crate::models::{DecoderKind, ModelKind, ModelSpec, Prior};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -55,6 +55,15 @@ pub struct Options {
     /// Compute device.
     #[arg(long, value_enum)]
     pub device: Option<DeviceChoice>,
+    /// Discriminator updates per generator update (adversarial models).
+    #[arg(long)]
+    pub d_steps: Option<u64>,
+    /// One-sided label smoothing: D's target for real images is 1 − s (adversarial models).
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
+    /// Prior of the adversarial autoencoder.
+    #[arg(long, value_enum)]
+    pub prior: Option<Prior>,
 }
 
 impl Options {
@@ -82,6 +91,9 @@ impl Options {
             seed: self.seed.or(base.seed),
             log_every: self.log_every.or(base.log_every),
             device: self.device.or(base.device),
+            d_steps: self.d_steps.or(base.d_steps),
+            label_smoothing: self.label_smoothing.or(base.label_smoothing),
+            prior: self.prior.or(base.prior),
         }
     }
 }
@@ -106,6 +118,16 @@ pub struct RunConfig {
     pub seed: u64,
     pub log_every: u64,
     pub device: DeviceChoice,
+    #[serde(default = "one")]
+    pub d_steps: u64,
+    #[serde(default)]
+    pub label_smoothing: f64,
+    #[serde(default)]
+    pub prior: Prior,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl RunConfig {
@@ -117,20 +139,28 @@ impl RunConfig {
             data_dir: opts.data_dir,
             epochs: opts.epochs.unwrap_or(default_epochs(model)),
             max_steps: opts.max_steps,
-            batch_size: opts.batch_size.unwrap_or(128),
-            lr: opts.lr.unwrap_or(1e-3),
-            latent_dim: opts.latent_dim.unwrap_or(20),
+            batch_size: opts.batch_size.unwrap_or(if model.is_gan() { 64 } else { 128 }),
+            lr: opts.lr.unwrap_or(if model.is_gan() { 2e-4 } else { 1e-3 }),
+            latent_dim: opts.latent_dim.unwrap_or(match model {
+                ModelKind::Gan | ModelKind::Dcgan | ModelKind::Cgan => 100,
+                ModelKind::Aae => 2,
+                _ => 20,
+            }),
             hidden: opts.hidden.unwrap_or_else(|| ModelSpec::default_hidden(model)),
             decoder: opts.decoder.unwrap_or(DecoderKind::Bernoulli),
             decoder_sigma: opts.decoder_sigma,
             beta: opts.beta.unwrap_or(1.0),
             binarize: opts.binarize.unwrap_or(match opts.decoder {
+                _ if model.is_gan() => Binarize::None,
                 Some(DecoderKind::Gaussian) => Binarize::None,
                 _ => Binarize::Dynamic,
             }),
             seed: opts.seed.unwrap_or(0),
             log_every: opts.log_every.unwrap_or(50),
             device: opts.device.unwrap_or_default(),
+            d_steps: opts.d_steps.unwrap_or(1),
+            label_smoothing: opts.label_smoothing.unwrap_or(0.0),
+            prior: opts.prior.unwrap_or_default(),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -155,7 +185,16 @@ impl RunConfig {
         if self.latent_dim == 0 || self.latent_dim > 4096 {
             bail!("--latent-dim must be between 1 and 4096, got {}", self.latent_dim);
         }
-        if self.hidden.is_empty() {
+        if self.d_steps == 0 || self.d_steps > 100 {
+            bail!("--d-steps must be between 1 and 100, got {}", self.d_steps);
+        }
+        if !(0.0..0.5).contains(&self.label_smoothing) {
+            bail!("--label-smoothing must be in [0, 0.5), got {}", self.label_smoothing);
+        }
+        if self.prior == Prior::Mixture && self.model != ModelKind::Aae {
+            bail!("--prior applies to the aae only");
+        }
+        if self.hidden.is_empty() && !self.model.is_gan() {
             bail!("--hidden needs at least one layer width");
         }
         Ok(())
@@ -176,7 +215,9 @@ impl RunConfig {
 /// Defaults sized so the default run of each model finishes in a few minutes on 2 CPU cores.
 pub fn default_epochs(model: ModelKind) -> u64 {
     match model {
-        ModelKind::Ae | ModelKind::Vae | ModelKind::Cvae => 20,
+        ModelKind::Ae | ModelKind::Vae | ModelKind::Cvae | ModelKind::Aae => 20,
+        ModelKind::Gan | ModelKind::Cgan => 30,
+        ModelKind::Dcgan => 3,
     }
 }
 

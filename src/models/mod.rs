@@ -1,9 +1,13 @@
 //! Models: one file each, built from `blocks`; `Model` is the registry and the two interfaces the
 //! rest of the program uses (a generator: prior + decode; an encoder where the model has one).
 
+pub mod aae;
 pub mod ae;
 pub mod blocks;
+pub mod cgan;
 pub mod cvae;
+pub mod dcgan;
+pub mod gan;
 pub mod vae;
 
 use crate::data::ImageShape;
@@ -12,7 +16,9 @@ use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::data::Range;
 use blocks::one_hot;
+use burn::tensor::activation::{sigmoid, softplus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -23,6 +29,25 @@ pub enum ModelKind {
     Vae,
     /// Conditional VAE (label-conditioned encoder and decoder).
     Cvae,
+    /// GAN with MLP generator and discriminator.
+    Gan,
+    /// Deep convolutional GAN (Radford et al.).
+    Dcgan,
+    /// Conditional GAN (label-conditioned MLP generator and discriminator).
+    Cgan,
+    /// Adversarial autoencoder (latent discriminator instead of a KL term).
+    Aae,
+}
+
+/// The AAE's prior p(z).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prior {
+    /// N(0, I).
+    #[default]
+    Gaussian,
+    /// 10 Gaussians (σ 0.5) on a circle of radius 4 in the first two latent dimensions.
+    Mixture,
 }
 
 impl ModelKind {
@@ -31,17 +56,32 @@ impl ModelKind {
             ModelKind::Ae => "ae",
             ModelKind::Vae => "vae",
             ModelKind::Cvae => "cvae",
+            ModelKind::Gan => "gan",
+            ModelKind::Dcgan => "dcgan",
+            ModelKind::Cgan => "cgan",
+            ModelKind::Aae => "aae",
         }
     }
     pub fn is_conditional(&self) -> bool {
-        matches!(self, ModelKind::Cvae)
+        matches!(self, ModelKind::Cvae | ModelKind::Cgan)
     }
     pub fn has_encoder(&self) -> bool {
-        true
+        !self.is_gan()
     }
-    /// Has a prior to sample: the AE is given the N(0, I) a naive user would try.
+    /// Generator + discriminator trained with two optimisers (the AAE also has a discriminator).
+    pub fn is_adversarial(&self) -> bool {
+        self.is_gan() || *self == ModelKind::Aae
+    }
+    pub fn is_gan(&self) -> bool {
+        matches!(self, ModelKind::Gan | ModelKind::Dcgan | ModelKind::Cgan)
+    }
+    /// Trained so that codes follow the prior (the AE is given the N(0, I) a naive user would try).
     pub fn is_variational(&self) -> bool {
-        matches!(self, ModelKind::Vae | ModelKind::Cvae)
+        matches!(self, ModelKind::Vae | ModelKind::Cvae | ModelKind::Aae)
+    }
+    /// Input range: tanh generators work in [-1, 1], likelihood decoders in [0, 1].
+    pub fn range(&self) -> Range {
+        if self.is_gan() { Range::Symmetric } else { Range::Unit }
     }
 }
 
@@ -65,6 +105,8 @@ pub struct ModelSpec {
     pub decoder: DecoderKind,
     pub decoder_sigma: Option<f64>,
     pub beta: f64,
+    #[serde(default)]
+    pub prior: Prior,
 }
 
 /// Named scalar losses of one step; `total` is what is minimised.
@@ -90,6 +132,8 @@ impl Losses {
 pub enum Net {
     Ae(ae::Ae),
     Vae(vae::Vae),
+    Gan(gan::Adversary),
+    Aae(aae::Aae),
 }
 
 impl Net {
@@ -100,6 +144,33 @@ impl Net {
             ModelKind::Ae => Net::Ae(ae::Ae::new(spec, rng, device)),
             ModelKind::Vae => Net::Vae(vae::Vae::new(spec, 0, rng, device)),
             ModelKind::Cvae => Net::Vae(cvae::new(spec, rng, device)),
+            ModelKind::Gan | ModelKind::Cgan => {
+                let (l, d) = (spec.latent_dim, spec.shape.len());
+                let c = if spec.kind == ModelKind::Cgan { spec.num_classes } else { 0 };
+                Net::Gan(gan::Adversary {
+                    g: gan::Generator::Mlp(gan::MlpGenerator::new(l, c, d, rng, device)),
+                    d: gan::Discriminator::Mlp(gan::MlpDiscriminator::new(d, c, rng, device)),
+                    cond_dim: c,
+                })
+            }
+            ModelKind::Dcgan => Net::Gan(gan::Adversary {
+                g: gan::Generator::Conv(dcgan::ConvGenerator::new(spec.latent_dim, 0, spec.shape, rng, device)),
+                d: gan::Discriminator::Conv(dcgan::ConvDiscriminator::new(spec.shape, rng, device)),
+                cond_dim: 0,
+            }),
+            ModelKind::Aae => Net::Aae(aae::Aae::new(spec, rng, device)),
+        }
+    }
+
+    /// Make batch-norm running statistics current (see `dcgan::sync_bn`).
+    pub fn sync_running_stats(&self) {
+        if let Net::Gan(m) = self {
+            if let gan::Generator::Conv(g) = &m.g {
+                g.sync_running_stats();
+            }
+            if let gan::Discriminator::Conv(d) = &m.d {
+                d.sync_running_stats();
+            }
         }
     }
 
@@ -127,6 +198,22 @@ impl Net {
         match self {
             Net::Ae(m) => m.losses(spec, x),
             Net::Vae(m) => m.losses(spec, x, self.cond(spec, labels, &device), eps),
+            Net::Aae(m) => {
+                let recon = m.recon(x);
+                Losses { total: recon.clone(), terms: vec![("recon", recon)] }
+            }
+            // Held-out view of the game: D's loss and outputs on real test images and on G(eps).
+            Net::Gan(m) => {
+                let cond = self.cond(spec, labels, &device);
+                let lr = m.discriminate(x, cond.clone());
+                let lf = m.discriminate(m.generate(eps, cond.clone()), cond);
+                let d_loss = softplus(lr.clone().neg(), 1.0).mean() + softplus(lf.clone(), 1.0).mean();
+                let g_loss = softplus(lf.clone().neg(), 1.0).mean();
+                Losses {
+                    total: d_loss,
+                    terms: vec![("g_loss", g_loss), ("d_real", sigmoid(lr).mean()), ("d_fake", sigmoid(lf).mean())],
+                }
+            }
         }
     }
 
@@ -136,15 +223,19 @@ impl Net {
         match self {
             Net::Ae(m) => m.decode(z),
             Net::Vae(m) => m.decode(z, self.cond(spec, labels, &device)),
+            Net::Aae(m) => m.decode(z),
+            Net::Gan(m) => (m.generate(z, self.cond(spec, labels, &device)) + 1.0) * 0.5,
         }
     }
 
-    /// The encoder's point estimate of the code (AE code, VAE posterior mean).
-    pub fn encode_mean(&self, spec: &ModelSpec, x: Tensor<2>, labels: &[u8]) -> Tensor<2> {
+    /// The encoder's point estimate of the code (AE/AAE code, VAE posterior mean); None for GANs.
+    pub fn encode_mean(&self, spec: &ModelSpec, x: Tensor<2>, labels: &[u8]) -> Option<Tensor<2>> {
         let device = x.device();
         match self {
-            Net::Ae(m) => m.encode(x),
-            Net::Vae(m) => m.encode(x, self.cond(spec, labels, &device)).0,
+            Net::Ae(m) => Some(m.encode(x)),
+            Net::Vae(m) => Some(m.encode(x, self.cond(spec, labels, &device)).0),
+            Net::Aae(m) => Some(m.encode(x)),
+            Net::Gan(_) => None,
         }
     }
 }
@@ -164,6 +255,15 @@ impl ModelSpec {
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             bail!("--beta must be a finite number ≥ 0, got {}", self.beta);
         }
+        if self.kind == ModelKind::Dcgan
+            && (!self.shape.height.is_multiple_of(4) || !self.shape.width.is_multiple_of(4) || self.shape.height < 4)
+        {
+            bail!(
+                "dcgan needs image height and width divisible by 4, but the dataset's images are {}×{}",
+                self.shape.height,
+                self.shape.width
+            );
+        }
         if let Some(s) = self.decoder_sigma
             && !(s.is_finite() && s > 0.0)
         {
@@ -175,7 +275,9 @@ impl ModelSpec {
     /// Default latent size and hidden widths per model.
     pub fn default_hidden(kind: ModelKind) -> Vec<usize> {
         match kind {
-            ModelKind::Ae | ModelKind::Vae | ModelKind::Cvae => vec![512, 256],
+            ModelKind::Ae | ModelKind::Vae | ModelKind::Cvae | ModelKind::Aae => vec![512, 256],
+            // The GAN networks have fixed shapes (gan::G_HIDDEN / D_HIDDEN, dcgan.rs).
+            ModelKind::Gan | ModelKind::Dcgan | ModelKind::Cgan => vec![],
         }
     }
 }
@@ -190,7 +292,7 @@ pub struct Model {
 impl Model {
     /// `n` draws from the prior as a host vector [n × latent].
     pub fn prior(&self, n: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
-        crate::util::normal_vec(rng, n * self.spec.latent_dim)
+        aae::sample_prior(self.spec.prior, n, self.spec.latent_dim, rng)
     }
 
     /// Decode host codes to host images in [0,1], batched.
@@ -209,7 +311,13 @@ impl Model {
     }
 
     /// Encode host images (in model input range) to their mean codes, batched.
-    pub fn encode_host(&self, x: &[f32], labels: &[u8]) -> Vec<f32> {
+    pub fn encode_host(&self, x: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
+        if !self.spec.kind.has_encoder() {
+            bail!(
+                "model '{}' has no encoder (a GAN only generates); use an ae, vae, cvae or aae run",
+                self.spec.kind.name()
+            );
+        }
         let d = self.spec.shape.len();
         let n = x.len() / d;
         let net = self.net.valid();
@@ -218,9 +326,9 @@ impl Model {
             let end = (start + 1000).min(n);
             let xt = blocks::matrix(x[start * d..end * d].to_vec(), end - start, d, &self.device);
             let lab = if labels.is_empty() { vec![0; end - start] } else { labels[start..end].to_vec() };
-            out.extend(blocks::to_vec(net.encode_mean(&self.spec, xt, &lab)));
+            out.extend(blocks::to_vec(net.encode_mean(&self.spec, xt, &lab).expect("encoder models encode")));
         }
-        out
+        Ok(out)
     }
 }
 
@@ -238,6 +346,7 @@ mod tests {
             decoder: DecoderKind::Bernoulli,
             decoder_sigma: None,
             beta: 1.0,
+            prior: Prior::Gaussian,
         }
     }
 

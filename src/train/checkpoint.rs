@@ -30,6 +30,9 @@ pub struct TrainState {
     pub running: Sums,
     #[serde(default)]
     pub epoch_sums: Sums,
+    /// Collapse-guard warnings raised so far.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Per-term (sum of per-image values × images, images).
@@ -132,6 +135,7 @@ mod tests {
                     decoder: crate::models::DecoderKind::Bernoulli,
                     decoder_sigma: None,
                     beta: 1.0,
+                    prior: crate::models::Prior::Gaussian,
                 },
                 class_names: vec![],
                 latentlab_version: "x".into(),

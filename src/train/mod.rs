@@ -1,7 +1,10 @@
-//! Training loops: one per optimiser pattern. `likelihood` (one optimiser: AE, VAE, CVAE).
+//! Training: one loop (`trainer`) for every model; the step is per optimiser pattern —
+//! `likelihood` (one optimiser: AE, VAE, CVAE) and `adversarial` (alternating: GAN, DCGAN, cGAN, AAE).
 
+pub mod adversarial;
 pub mod checkpoint;
 pub mod likelihood;
 pub mod log;
+pub mod trainer;
 
-pub use likelihood::train;
+pub use trainer::train;

@@ -99,7 +99,7 @@ pub fn latent_map(
     let mut codes = Vec::new();
     let mut labels = Vec::new();
     for b in loader.eval_batches(1000) {
-        codes.extend(model.encode_host(&b.x, &b.labels));
+        codes.extend(model.encode_host(&b.x, &b.labels)?);
         labels.extend(b.labels);
     }
     // The plane: the latent axes themselves for d = 2 (d = 1 pads a zero axis), else PCA.

@@ -1,0 +1,139 @@
+//! DCGAN (Radford et al. 2016) for small images (height and width divisible by 4): strided
+//! (transposed) convolutions instead of pooling, batch norm, ReLU + tanh in G, LeakyReLU(0.2) in D,
+//! weights from N(0, 0.02).
+//! G: Linear → 128×(H/4)×(W/4) → BN → ReLU → ConvT(128→64, 4, 2, 1) → BN → ReLU → ConvT(64→C, 4, 2, 1) → tanh
+//! D: Conv(C→64, 4, 2, 1) → LReLU → Conv(64→128, 4, 2, 1) → BN → LReLU → Linear → logit
+
+use super::blocks::linear;
+use crate::data::ImageShape;
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, relu, tanh};
+use rand_chacha::ChaCha8Rng;
+
+const G_CH: usize = 128;
+const D_CH: usize = 64;
+
+/// N(0, 0.02) weights and zero bias drawn from the run's stream (the DCGAN paper's init).
+fn dcgan_weights<const D: usize>(w: &Param<Tensor<D>>, rng: &mut ChaCha8Rng, device: &Device) -> Param<Tensor<D>> {
+    let shape = w.val().shape();
+    let v: Vec<f32> = crate::util::normal_vec(rng, shape.num_elements()).into_iter().map(|x| x * 0.02).collect();
+    Param::from_data(TensorData::new(v, shape), device)
+}
+
+fn zero_bias(b: &Option<Param<Tensor<1>>>, device: &Device) -> Option<Param<Tensor<1>>> {
+    b.as_ref().map(|b| Param::from_tensor(Tensor::zeros(b.val().shape(), device)))
+}
+
+fn conv(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> Conv2d {
+    let mut c = Conv2dConfig::new([cin, cout], [4, 4])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device);
+    c.weight = dcgan_weights(&c.weight, rng, device);
+    c.bias = zero_bias(&c.bias, device);
+    c
+}
+
+fn conv_t(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> ConvTranspose2d {
+    let mut c = ConvTranspose2dConfig::new([cin, cout], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device);
+    c.weight = dcgan_weights(&c.weight, rng, device);
+    c.bias = zero_bias(&c.bias, device);
+    c
+}
+
+#[derive(Module, Debug)]
+pub struct ConvGenerator {
+    pub fc: Linear,
+    pub bn0: BatchNorm,
+    pub up1: ConvTranspose2d,
+    pub bn1: BatchNorm,
+    pub up2: ConvTranspose2d,
+    pub h4: usize,
+    pub w4: usize,
+}
+
+impl ConvGenerator {
+    pub fn new(latent: usize, cond: usize, shape: ImageShape, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let (h4, w4) = (shape.height / 4, shape.width / 4);
+        ConvGenerator {
+            fc: linear(latent + cond, G_CH * h4 * w4, rng, device),
+            bn0: BatchNormConfig::new(G_CH).init(device),
+            up1: conv_t(G_CH, D_CH, rng, device),
+            bn1: BatchNormConfig::new(D_CH).init(device),
+            up2: conv_t(D_CH, shape.channels, rng, device),
+            h4,
+            w4,
+        }
+    }
+
+    /// Flattened images in [-1, 1].
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+        let b = z.dims()[0];
+        let x = self.fc.forward(z).reshape([b, G_CH, self.h4, self.w4]);
+        let x = relu(self.bn0.forward(x));
+        let x = relu(self.bn1.forward(self.up1.forward(x)));
+        let x = tanh(self.up2.forward(x));
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c * h * w])
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ConvDiscriminator {
+    pub down1: Conv2d,
+    pub down2: Conv2d,
+    pub bn2: BatchNorm,
+    pub fc: Linear,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ConvDiscriminator {
+    pub fn new(shape: ImageShape, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        ConvDiscriminator {
+            down1: conv(shape.channels, D_CH, rng, device),
+            down2: conv(D_CH, G_CH, rng, device),
+            bn2: BatchNormConfig::new(G_CH).init(device),
+            fc: linear(G_CH * (shape.height / 4) * (shape.width / 4), 1, rng, device),
+            channels: shape.channels,
+            height: shape.height,
+            width: shape.width,
+        }
+    }
+
+    /// Logits [B, 1] for flattened images.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let b = x.dims()[0];
+        let x = x.reshape([b, self.channels, self.height, self.width]);
+        let x = leaky_relu(self.down1.forward(x), 0.2);
+        let x = leaky_relu(self.bn2.forward(self.down2.forward(x)), 0.2);
+        let [b, c, h, w] = x.dims();
+        self.fc.forward(x.reshape([b, c * h * w]))
+    }
+}
+
+/// Merge pending batch-norm running-statistic updates (burn keeps the latest update per thread and
+/// `value()` may lag one step behind): called before a checkpoint or an evaluation snapshot, so that
+/// both see every update and a resumed run matches an uninterrupted one.
+fn sync_bn(bns: &[&BatchNorm]) {
+    for bn in bns {
+        let _ = bn.running_mean.value_sync();
+        let _ = bn.running_var.value_sync();
+    }
+}
+
+impl ConvGenerator {
+    pub fn sync_running_stats(&self) {
+        sync_bn(&[&self.bn0, &self.bn1]);
+    }
+}
+
+impl ConvDiscriminator {
+    pub fn sync_running_stats(&self) {
+        sync_bn(&[&self.bn2]);
+    }
+}

@@ -1,0 +1,137 @@
+//! Two optimisers, alternating (GAN, DCGAN, cGAN, AAE). D is updated on real and on detached fake
+//! samples, then G with the non-saturating loss −log D(G(z)). Everything is in logits: BCE with
+//! logits is softplus(−l) for target 1 and softplus(l) for target 0, never log(sigmoid(·)).
+
+use crate::config::RunConfig;
+use crate::models::aae::{Aae, sample_prior};
+use crate::models::blocks::{matrix, to_vec};
+use crate::models::gan::Adversary;
+use crate::models::{ModelKind, ModelSpec};
+use crate::util::normal_vec;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::{sigmoid, softplus};
+use rand_chacha::ChaCha8Rng;
+
+/// GAN: [G, D]; AAE: [autoencoder, latent D, encoder-as-generator]. Adversarial Adam uses β1 = 0.5.
+pub fn optimizers(kind: ModelKind) -> Vec<ModuleOptimizer> {
+    let adv = || AdamConfig::new().with_beta_1(0.5).init();
+    match kind {
+        ModelKind::Aae => vec![AdamConfig::new().init(), adv(), adv()],
+        _ => vec![adv(), adv()],
+    }
+}
+
+/// BCE-with-logits against a constant target `t`, batch mean.
+pub fn bce_logits(logits: Tensor<2>, t: f64) -> Tensor<1> {
+    let pos = softplus(logits.clone().neg(), 1.0).mean();
+    if t == 1.0 { pos } else { pos * t + softplus(logits, 1.0).mean() * (1.0 - t) }
+}
+
+/// ‖∇‖₂ over a module's parameters, as a [1] tensor (synced with the other step values).
+pub fn grad_norm<M: Module>(module: &M, grads: &GradientsParams, device: &Device) -> Tensor<1> {
+    struct SumSq<'a> {
+        grads: &'a GradientsParams,
+        acc: Tensor<1>,
+    }
+    impl ModuleVisitor for SumSq<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.acc = self.acc.clone() + g.powi_scalar(2).sum().reshape([1]);
+            }
+        }
+    }
+    let mut v = SumSq { grads, acc: Tensor::zeros([1], device) };
+    module.visit(&mut v);
+    v.acc.sqrt()
+}
+
+fn collect(named: Vec<(&'static str, Tensor<1>)>) -> Vec<(&'static str, f64)> {
+    let (names, ts): (Vec<_>, Vec<_>) = named.into_iter().map(|(n, t)| (n, t.detach().reshape([1]))).unzip();
+    names.into_iter().zip(to_vec(Tensor::cat(ts, 0)).into_iter().map(f64::from)).collect()
+}
+
+/// One GAN iteration: `cfg.d_steps` D updates (fresh z each), then one G update that reuses the
+/// last fake batch (as the reference DCGAN implementation does).
+#[allow(clippy::too_many_arguments)]
+pub fn gan_step(
+    mut m: Adversary,
+    opts: &mut [ModuleOptimizer],
+    spec: &ModelSpec,
+    cfg: &RunConfig,
+    x: Tensor<2>,
+    cond: Option<Tensor<2>>,
+    rng: &mut ChaCha8Rng,
+) -> (Adversary, Vec<(&'static str, f64)>) {
+    let device = x.device();
+    let (b, l) = (x.dims()[0], spec.latent_dim);
+    let real_target = 1.0 - cfg.label_smoothing;
+    let mut d_stats = None;
+    let mut fake = None;
+    for _ in 0..cfg.d_steps {
+        let z = matrix(normal_vec(rng, b * l), b, l, &device);
+        let f = m.generate(z, cond.clone());
+        let lr = m.discriminate(x.clone(), cond.clone());
+        // detach: the D step must not reach G's parameters.
+        let lf = m.discriminate(f.clone().detach(), cond.clone());
+        let d_loss = bce_logits(lr.clone(), real_target) + bce_logits(lf.clone(), 0.0);
+        let grads = GradientsParams::from_grads(d_loss.backward(), &m.d);
+        let gn = grad_norm(&m.d, &grads, &device);
+        m.d = opts[1].step(cfg.lr, m.d, grads);
+        d_stats = Some((d_loss, sigmoid(lr).mean(), sigmoid(lf).mean(), gn));
+        fake = Some(f);
+    }
+    let (d_loss, d_real, d_fake, d_gn) = d_stats.expect("d_steps ≥ 1");
+    let lf = m.discriminate(fake.expect("d_steps ≥ 1"), cond);
+    let g_loss = bce_logits(lf, 1.0); // non-saturating: −log D(G(z))
+    let grads = GradientsParams::from_grads(g_loss.backward(), &m.g);
+    let g_gn = grad_norm(&m.g, &grads, &device);
+    m.g = opts[0].step(cfg.lr, m.g, grads);
+    let values = collect(vec![
+        ("loss", g_loss.clone() + d_loss.clone()),
+        ("d_loss", d_loss),
+        ("g_loss", g_loss),
+        ("d_real", d_real),
+        ("d_fake", d_fake),
+        ("d_grad_norm", d_gn),
+        ("g_grad_norm", g_gn),
+    ]);
+    (m, values)
+}
+
+/// One AAE iteration: reconstruction, latent D (prior draws are real, codes fake), encoder fools D.
+pub fn aae_step(
+    mut m: Aae,
+    opts: &mut [ModuleOptimizer],
+    spec: &ModelSpec,
+    cfg: &RunConfig,
+    x: Tensor<2>,
+    rng: &mut ChaCha8Rng,
+) -> (Aae, Vec<(&'static str, f64)>) {
+    let device = x.device();
+    let (b, l) = (x.dims()[0], spec.latent_dim);
+    let recon = m.recon(x.clone());
+    let grads = GradientsParams::from_grads(recon.backward(), &m);
+    m = opts[0].step(cfg.lr, m, grads);
+
+    let zp = matrix(sample_prior(spec.prior, b, l, rng), b, l, &device);
+    let lr = m.disc.forward(zp);
+    let lf = m.disc.forward(m.encode(x.clone()).detach());
+    let d_loss = bce_logits(lr.clone(), 1.0 - cfg.label_smoothing) + bce_logits(lf.clone(), 0.0);
+    let grads = GradientsParams::from_grads(d_loss.backward(), &m.disc);
+    m.disc = opts[1].step(cfg.lr, m.disc, grads);
+
+    let g_loss = bce_logits(m.disc.forward(m.encode(x)), 1.0);
+    let grads = GradientsParams::from_grads(g_loss.backward(), &m.encoder);
+    m.encoder = opts[2].step(cfg.lr, m.encoder, grads);
+    let values = collect(vec![
+        ("loss", recon.clone()),
+        ("recon", recon),
+        ("d_loss", d_loss),
+        ("g_loss", g_loss),
+        ("d_real", sigmoid(lr).mean()),
+        ("d_fake", sigmoid(lf).mean()),
+    ]);
+    (m, values)
+}

@@ -1,0 +1,193 @@
+//! The adversarial family on real data: the game moves the right way, detach isolates G, batch norm
+//! statistics update only in training, conditioning works, runs resume exactly.
+
+mod common;
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use common::{cli, quick_config, shared_data, train_run};
+use latentlab::config::Options;
+use latentlab::data::ImageShape;
+use latentlab::models::blocks::{matrix, to_vec};
+use latentlab::models::gan::{Adversary, Discriminator, Generator};
+use latentlab::models::{DecoderKind, ModelKind, ModelSpec, Net, Prior};
+use latentlab::train::adversarial::bce_logits;
+use latentlab::train::log;
+
+fn spec(kind: ModelKind, shape: ImageShape) -> ModelSpec {
+    ModelSpec {
+        kind,
+        shape,
+        num_classes: 10,
+        latent_dim: 8,
+        hidden: vec![],
+        decoder: DecoderKind::Bernoulli,
+        decoder_sigma: None,
+        beta: 1.0,
+        prior: Prior::Gaussian,
+    }
+}
+
+fn adversary(kind: ModelKind, shape: ImageShape, device: &Device) -> Adversary {
+    match Net::new(&spec(kind, shape), 3, device) {
+        Net::Gan(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+fn steps(run: &std::path::Path) -> Vec<serde_json::Value> {
+    log::read(&run.join("metrics.jsonl")).unwrap().into_iter().filter(|l| l["kind"] == "step").collect()
+}
+
+#[test]
+fn gan_game_moves_the_right_way_on_mnist() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("gan");
+    let cfg = quick_config(
+        ModelKind::Gan,
+        "mnist",
+        Options { max_steps: Some(60), log_every: Some(20), ..Default::default() },
+    );
+    let s = train_run(&run, &cfg);
+    let l = steps(&run);
+    // Early on D separates real from fake: D(x) above D(G(z)).
+    let (dr, df) = (l[0]["train"]["d_real"].as_f64().unwrap(), l[0]["train"]["d_fake"].as_f64().unwrap());
+    assert!(dr > df + 0.05, "D(x) {dr} vs D(G(z)) {df}");
+    for k in ["d_loss", "g_loss", "d_grad_norm", "g_grad_norm"] {
+        assert!(l[2]["train"][k].as_f64().unwrap().is_finite(), "{k} missing");
+    }
+    assert!(s["test"]["d_real"].as_f64().unwrap() > 0.0);
+    assert!(run.join("final/d_outputs.png").is_file() && run.join("final/samples.png").is_file());
+}
+
+#[test]
+fn dcgan_and_cgan_and_aae_train_on_real_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("dcgan");
+    let cfg =
+        quick_config(ModelKind::Dcgan, "digits", Options { epochs: Some(2), log_every: Some(8), ..Default::default() });
+    train_run(&run, &cfg);
+    let l = steps(&run);
+    let first = &l[0]["train"];
+    assert!(first["d_real"].as_f64().unwrap() > first["d_fake"].as_f64().unwrap(), "{first}");
+
+    let run = dir.path().join("aae");
+    let cfg = quick_config(
+        ModelKind::Aae,
+        "mnist",
+        Options { max_steps: Some(150), log_every: Some(50), hidden: Some(vec![256]), ..Default::default() },
+    );
+    train_run(&run, &cfg);
+    let r: Vec<f64> = steps(&run).iter().map(|l| l["train"]["recon"].as_f64().unwrap()).collect();
+    assert!(r[0] > r[2] + 20.0, "AAE reconstruction did not fall: {r:?}");
+
+    let run = dir.path().join("cgan");
+    let cfg = quick_config(ModelKind::Cgan, "digits", Options { epochs: Some(1), ..Default::default() });
+    train_run(&run, &cfg);
+    let cwd = dir.path();
+    let (ok, _, err) = cli(&["sample", "cgan", "--class", "3", "--n", "4", "--out", "c3.npy"], cwd);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["sample", "cgan", "--class", "8", "--n", "4", "--out", "c8.npy"], cwd);
+    assert!(ok, "{err}");
+    let (d3, a) = latentlab::viz::grid::read_npy(&cwd.join("c3.npy")).unwrap();
+    let (_, b) = latentlab::viz::grid::read_npy(&cwd.join("c8.npy")).unwrap();
+    assert_eq!(d3, vec![4, 1, 8, 8]);
+    assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3), "the class had no effect on the samples");
+    // A GAN has no encoder: commands that need one say so.
+    let (ok, _, err) = cli(&["latent-map", "cgan"], cwd);
+    assert!(!ok && err.contains("no encoder"), "{err}");
+    let (ok, _, err) = cli(&["walk", "cgan", "--rows", "3", "--steps", "5", "--slerp", "--out", "w.png"], cwd);
+    assert!(ok, "{err}");
+    let w = image::open(cwd.join("w.png")).unwrap();
+    // 8×8 images scaled ×7 = 56 px, 2 px gutters: 5 columns, 3 rows.
+    assert_eq!((w.width(), w.height()), (5 * 58 + 2, 3 * 58 + 2));
+}
+
+#[test]
+fn detach_keeps_the_d_step_away_from_g() {
+    let device = Device::flex().autodiff();
+    let shape = ImageShape { channels: 1, height: 28, width: 28 };
+    let m = adversary(ModelKind::Gan, shape, &device);
+    let x = Tensor::<2>::ones([4, 784], &device);
+    let z = Tensor::<2>::ones([4, 8], &device);
+    let g_weight = |m: &Adversary| match &m.g {
+        Generator::Mlp(g) => g.net.layers[0].weight.val(),
+        _ => unreachable!(),
+    };
+    for detach in [true, false] {
+        let fake = m.generate(z.clone(), None);
+        let fake = if detach { fake.detach() } else { fake };
+        let loss = bce_logits(m.discriminate(x.clone(), None), 1.0) + bce_logits(m.discriminate(fake, None), 0.0);
+        let grads = loss.backward();
+        assert_eq!(g_weight(&m).grad(&grads).is_none(), detach, "detach = {detach}");
+        // D's gradients exist either way, and the optimiser only ever sees D's.
+        let gp = GradientsParams::from_grads(grads, &m.d);
+        assert!(!gp.is_empty());
+    }
+}
+
+#[test]
+fn batch_norm_statistics_update_only_in_training() {
+    let device = Device::flex().autodiff();
+    let shape = ImageShape { channels: 1, height: 8, width: 8 };
+    let m = adversary(ModelKind::Dcgan, shape, &device);
+    let bn_mean = |m: &Adversary| match &m.d {
+        Discriminator::Conv(d) => to_vec(d.bn2.running_mean.value_sync()),
+        _ => unreachable!(),
+    };
+    let before = bn_mean(&m);
+    let x = matrix((0..4 * 64).map(|i| (i % 7) as f32 / 7.0).collect(), 4, 64, &device);
+    let eval = m.valid();
+    let _ =
+        eval.discriminate(matrix((0..4 * 64).map(|i| (i % 7) as f32 / 7.0).collect(), 4, 64, &Device::flex()), None);
+    assert_eq!(bn_mean(&eval), before, "evaluation changed the running mean");
+    let _ = m.discriminate(x, None);
+    assert_ne!(bn_mean(&m), before, "training forward did not update the running mean");
+}
+
+#[test]
+fn mixture_prior_puts_codes_on_the_circle() {
+    let mut r = latentlab::util::rng(1, latentlab::util::Stream::Sample, 0);
+    let z = latentlab::models::aae::sample_prior(Prior::Mixture, 2000, 2, &mut r);
+    let radii: Vec<f32> = z.chunks(2).map(|p| (p[0] * p[0] + p[1] * p[1]).sqrt()).collect();
+    let near = radii.iter().filter(|&&r| (r - 4.0).abs() < 1.5).count();
+    assert!(near > 1900, "{near} of 2000 draws near radius 4");
+    let mean_r = radii.iter().sum::<f32>() / 2000.0;
+    assert!((mean_r - 4.0).abs() < 0.1, "{mean_r}");
+}
+
+#[test]
+fn adversarial_resume_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |max_steps| {
+        quick_config(
+            ModelKind::Dcgan,
+            "digits",
+            Options { epochs: Some(2), max_steps, log_every: Some(5), seed: Some(4), ..Default::default() },
+        )
+    };
+    let full = dir.path().join("full");
+    train_run(&full, &cfg(None));
+    let part = dir.path().join("part");
+    train_run(&part, &cfg(Some(30))); // 24 batches per epoch: stops mid-epoch 2
+    let (rd, mut c) = latentlab::run::RunDir::open(&part).unwrap();
+    c.max_steps = None;
+    let ck = latentlab::train::checkpoint::Checkpoint::load(&rd.latest()).unwrap();
+    let data = latentlab::data::load("digits", Some(&shared_data())).unwrap();
+    latentlab::train::train(&rd, &c, &data, Some(ck)).unwrap();
+    let w = |r: &std::path::Path| {
+        latentlab::run::load_model(r, latentlab::run::Which::Latest, &Device::flex()).unwrap().1.net.param_values()
+    };
+    assert_eq!(w(&full), w(&part));
+    let strip = |r: &std::path::Path| -> Vec<serde_json::Value> {
+        log::read(&r.join("metrics.jsonl"))
+            .unwrap()
+            .into_iter()
+            .map(|mut v| {
+                v.as_object_mut().unwrap().retain(|k, _| k != "epoch_secs" && k != "samples_per_sec");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(strip(&full), strip(&part));
+}
