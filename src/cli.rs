@@ -32,6 +32,8 @@ pub enum Command {
     LatentMap(LatentMapArgs),
     /// Latent walks: each row interpolates between two random prior codes.
     Walk(WalkArgs),
+    /// Latent vector arithmetic: decode mean(A) − mean(B) + mean(C).
+    Arithmetic(ArithmeticArgs),
     /// Dataset management.
     Data {
         #[command(subcommand)]
@@ -137,6 +139,39 @@ pub struct WalkArgs {
     pub checkpoint: Which,
 }
 
+#[derive(Args, Debug)]
+pub struct ArithmeticArgs {
+    pub run: PathBuf,
+    /// Group A: label:K (encoder models) or sample:I,J,… (indices into `sample --seed S`).
+    #[arg(long)]
+    pub a: viz::arithmetic::Group,
+    /// Group B (subtracted).
+    #[arg(long)]
+    pub b: viz::arithmetic::Group,
+    /// Group C (added).
+    #[arg(long)]
+    pub c: viz::arithmetic::Group,
+    /// Seed of the sample sheet that sample:… indices refer to (as given to `sample --seed`).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Test images averaged per label:K group.
+    #[arg(long, default_value_t = 64)]
+    pub group_size: usize,
+    /// Neighbours of the result to show (result + small Gaussian jitter).
+    #[arg(long, default_value_t = 4)]
+    pub neighbours: usize,
+    /// Class to decode with (conditional models).
+    #[arg(long, default_value_t = 0)]
+    pub class: u8,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Output PNG [default: <run>/final/arithmetic.png].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Download a dataset's official files and verify their SHA-256.
@@ -158,6 +193,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sample(a) => sample(a),
         Command::LatentMap(a) => latent_map(a),
         Command::Walk(a) => walk(a),
+        Command::Arithmetic(a) => arithmetic(a),
         Command::Data { command: DataCommand::Fetch { name, data_dir, base_url } } => {
             let dir = data::data_dir(data_dir.as_deref());
             for p in data::fetch::fetch(&name, &dir, base_url.as_deref())? {
@@ -325,5 +361,67 @@ fn walk(a: WalkArgs) -> Result<()> {
     let out = a.out.unwrap_or_else(|| a.run.join("final/walk.png"));
     viz::grid::save_grid(&imgs, model.spec.shape, a.steps, &out)?;
     println!("{}", out.display());
+    Ok(())
+}
+
+fn arithmetic(a: ArithmeticArgs) -> Result<()> {
+    use viz::arithmetic::{Group, combine};
+    let device = backend::device(DeviceChoice::Cpu)?;
+    let (cfg, model, _, _) = run::load_model(&a.run, a.checkpoint, &device)?;
+    let spec = model.spec.clone();
+    let l = spec.latent_dim;
+    if spec.kind.is_conditional() && a.class as usize >= spec.num_classes {
+        bail!("--class {} out of range: the model has {} classes", a.class, spec.num_classes);
+    }
+    let cond = |n: usize| if spec.kind.is_conditional() { vec![a.class; n] } else { vec![] };
+    // The sample sheet `sample --seed S` draws; indices past its length are refused.
+    let sheet = |idx: &[usize]| -> Result<Vec<Vec<f32>>> {
+        let n = idx.iter().max().map_or(0, |m| m + 1);
+        if n > 100_000 {
+            bail!("sample index {} too large (at most 99999)", n - 1);
+        }
+        let z = model.prior(n, &mut rng(a.seed, Stream::Sample, 0));
+        Ok(idx.iter().map(|&i| z[i * l..(i + 1) * l].to_vec()).collect())
+    };
+    let mut data = None;
+    let mut codes = |g: &Group| -> Result<Vec<Vec<f32>>> {
+        match g {
+            Group::Samples(idx) => sheet(idx),
+            Group::Label(k) => {
+                if !spec.kind.has_encoder() {
+                    bail!(
+                        "label:{k} needs an encoder, and '{}' has none; pick images from a sample sheet with sample:I,J,…",
+                        spec.kind.name()
+                    );
+                }
+                if data.is_none() {
+                    data = Some(data::load(&cfg.dataset, a.data_dir.as_deref().or(cfg.data_dir.as_deref()))?);
+                }
+                let d = data.as_ref().expect("loaded above");
+                let Some(labels) = &d.test.labels else { bail!("label:{k}: the dataset has no labels") };
+                let idx: Vec<usize> = (0..d.test.n).filter(|&i| labels[i] == *k).take(a.group_size.max(1)).collect();
+                if idx.is_empty() {
+                    bail!("label:{k}: no test image has label {k} ({} classes)", d.test.num_classes);
+                }
+                let sub = d.test.subset(&idx);
+                let loader = data::Loader::new(&sub, idx.len(), data::Binarize::None, spec.kind.range(), 0);
+                let b = &loader.eval_batches(idx.len())[0];
+                let z = model.encode_host(&b.x, &b.labels)?;
+                Ok(z.chunks(l).map(<[f32]>::to_vec).collect())
+            }
+        }
+    };
+    let (ga, gb, gc) = (codes(&a.a)?, codes(&a.b)?, codes(&a.c)?);
+    let [ma, mb, mc, r] = combine(&ga, &gb, &gc)?;
+    let mut z: Vec<f32> = [ma, mb, mc, r.clone()].concat();
+    let jitter = crate::util::normal_vec(&mut rng(a.seed, Stream::Sample, 2), a.neighbours * l);
+    for j in jitter.chunks(l) {
+        z.extend(r.iter().zip(j).map(|(x, e)| x + 0.25 * e));
+    }
+    let n = 4 + a.neighbours;
+    let imgs = model.decode_host(&z, &cond(n));
+    let out = a.out.unwrap_or_else(|| a.run.join("final/arithmetic.png"));
+    viz::grid::save_grid(&imgs, spec.shape, n, &out)?;
+    println!("{}: mean(A) − mean(B) + mean(C) = 4th image; then {} neighbours", out.display(), a.neighbours);
     Ok(())
 }

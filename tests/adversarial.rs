@@ -98,6 +98,15 @@ fn dcgan_and_cgan_and_aae_train_on_real_data() {
     assert!(!ok && err.contains("no encoder"), "{err}");
     let (ok, _, err) = cli(&["walk", "cgan", "--rows", "3", "--steps", "5", "--slerp", "--out", "w.png"], cwd);
     assert!(ok, "{err}");
+    // Arithmetic on a GAN picks codes from a sample sheet; label groups need an encoder.
+    let (ok, _, err) = cli(
+        &["arithmetic", "cgan", "--a", "sample:0,1", "--b", "sample:2", "--c", "sample:3,4", "--out", "a.png"],
+        cwd,
+    );
+    assert!(ok, "{err}");
+    assert!(cwd.join("a.png").is_file());
+    let (ok, _, err) = cli(&["arithmetic", "cgan", "--a", "label:1", "--b", "sample:2", "--c", "sample:3"], cwd);
+    assert!(!ok && err.contains("needs an encoder"), "{err}");
     let w = image::open(cwd.join("w.png")).unwrap();
     // 8×8 images scaled ×7 = 56 px, 2 px gutters: 5 columns, 3 rows.
     assert_eq!((w.width(), w.height()), (5 * 58 + 2, 3 * 58 + 2));

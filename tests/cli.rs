@@ -52,6 +52,35 @@ fn train_sample_latent_map_resume_from_the_command_line() {
     assert!(ok, "{err}");
     assert!(out.contains("latent-scatter.png") && run.join("final/latent-manifold.png").is_file());
 
+    // Arithmetic with identical groups decodes the group mean: image 4 equals image 1.
+    let (ok, _, err) = cli(
+        &[
+            "arithmetic",
+            "runs/c",
+            "--a",
+            "label:3",
+            "--b",
+            "label:3",
+            "--c",
+            "label:3",
+            "--neighbours",
+            "0",
+            "--out",
+            "same.png",
+        ],
+        cwd,
+    );
+    assert!(ok, "{err}");
+    let img = image::open(cwd.join("same.png")).unwrap().to_luma8();
+    let cell = |k: u32| -> Vec<u8> {
+        (0..56)
+            .flat_map(|y| (0..56).map(move |x| (x, y)))
+            .map(|(x, y)| img.get_pixel(2 + k * 58 + x, 2 + y).0[0])
+            .collect()
+    };
+    assert_eq!(cell(0), cell(3));
+    let (ok, _, err) = cli(&["arithmetic", "runs/c", "--a", "label:3", "--b", "label:4", "--c", "seven"], cwd);
+    assert!(!ok && err.contains("label:K"), "{err}");
     let (ok, _, err) = cli(&["resume", "runs/c"], cwd);
     assert!(!ok && err.contains("already finished 2 epoch(s)"), "{err}");
     let (ok, _, err) = cli(&["resume", "runs/c", "--epochs", "3"], cwd);
