@@ -365,7 +365,7 @@ fn walk(a: WalkArgs) -> Result<()> {
 }
 
 fn arithmetic(a: ArithmeticArgs) -> Result<()> {
-    use viz::arithmetic::{Group, combine};
+    use viz::arithmetic::{Group, combine, select_stroke};
     let device = backend::device(DeviceChoice::Cpu)?;
     let (cfg, model, _, _) = run::load_model(&a.run, a.checkpoint, &device)?;
     let spec = model.spec.clone();
@@ -387,7 +387,7 @@ fn arithmetic(a: ArithmeticArgs) -> Result<()> {
     let mut codes = |g: &Group| -> Result<Vec<Vec<f32>>> {
         match g {
             Group::Samples(idx) => sheet(idx),
-            Group::Label(k) => {
+            Group::Label(k, stroke) => {
                 if !spec.kind.has_encoder() {
                     bail!(
                         "label:{k} needs an encoder, and '{}' has none; pick images from a sample sheet with sample:I,J,…",
@@ -399,7 +399,12 @@ fn arithmetic(a: ArithmeticArgs) -> Result<()> {
                 }
                 let d = data.as_ref().expect("loaded above");
                 let Some(labels) = &d.test.labels else { bail!("label:{k}: the dataset has no labels") };
-                let idx: Vec<usize> = (0..d.test.n).filter(|&i| labels[i] == *k).take(a.group_size.max(1)).collect();
+                let of_class: Vec<(usize, u64)> = (0..d.test.n)
+                    .filter(|&i| labels[i] == *k)
+                    .map(|i| (i, d.test.image(i).iter().map(|&p| p as u64).sum()))
+                    .collect();
+                let mut idx = select_stroke(of_class, *stroke);
+                idx.truncate(a.group_size.max(1));
                 if idx.is_empty() {
                     bail!("label:{k}: no test image has label {k} ({} classes)", d.test.num_classes);
                 }

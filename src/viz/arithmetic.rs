@@ -1,6 +1,7 @@
 //! Latent vector arithmetic (Radford et al. 2016): average the codes of three groups and decode
 //! mean(A) − mean(B) + mean(C). A group is `label:K` (mean encoder code of test images of class K;
-//! encoder models) or `sample:I,J,…` (codes I, J, … of the prior draws that `sample --seed S`
+//! encoder models), `label:K:thick` / `label:K:thin` (the quarter of class K with the most / least
+//! ink, for stroke-width arithmetic such as thick 3 − thin 3 + thin 7 = thick 7), or `sample:I,J,…` (codes I, J, … of the prior draws that `sample --seed S`
 //! makes, so any model — GANs included — can be used by picking images from a sample sheet).
 
 use anyhow::{Result, bail};
@@ -8,17 +9,50 @@ use anyhow::{Result, bail};
 /// A parsed group specification.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Group {
-    Label(u8),
+    Label(u8, Stroke),
     Samples(Vec<usize>),
+}
+
+/// Which part of a class, by total ink (sum of pixel values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stroke {
+    Any,
+    Thick,
+    Thin,
+}
+
+/// Of `idx` (images of one class) with their ink, those of the requested stroke: the top or bottom
+/// quarter by ink, or all.
+pub fn select_stroke(mut idx_ink: Vec<(usize, u64)>, stroke: Stroke) -> Vec<usize> {
+    idx_ink.sort_by_key(|&(i, ink)| (ink, i));
+    let q = (idx_ink.len() / 4).max(1);
+    let n = idx_ink.len();
+    match stroke {
+        Stroke::Any => idx_ink.into_iter().map(|p| p.0).collect(),
+        Stroke::Thin => idx_ink.into_iter().take(q).map(|p| p.0).collect(),
+        Stroke::Thick => idx_ink.into_iter().skip(n - q.min(n)).map(|p| p.0).collect(),
+    }
 }
 
 impl std::str::FromStr for Group {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Group, String> {
-        let bad = || format!("'{s}': expected label:K (e.g. label:7) or sample:I,J,… (e.g. sample:3,12,40)");
+        let bad = || {
+            format!(
+                "'{s}': expected label:K, label:K:thick, label:K:thin (e.g. label:7) or sample:I,J,… (e.g. sample:3,12)"
+            )
+        };
         let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
         match kind {
-            "label" => rest.trim().parse().map(Group::Label).map_err(|_| bad()),
+            "label" => {
+                let (k, stroke) = match rest.split_once(':') {
+                    None => (rest, Stroke::Any),
+                    Some((k, "thick")) => (k, Stroke::Thick),
+                    Some((k, "thin")) => (k, Stroke::Thin),
+                    Some(_) => return Err(bad()),
+                };
+                k.trim().parse().map(|k| Group::Label(k, stroke)).map_err(|_| bad())
+            }
             "sample" => {
                 let v: std::result::Result<Vec<usize>, _> = rest.split(',').map(|t| t.trim().parse()).collect();
                 match v {
@@ -67,9 +101,19 @@ mod tests {
 
     #[test]
     fn group_specs_parse_or_explain() {
-        assert_eq!("label:7".parse::<Group>().unwrap(), Group::Label(7));
+        assert_eq!("label:7".parse::<Group>().unwrap(), Group::Label(7, Stroke::Any));
+        assert_eq!("label:3:thick".parse::<Group>().unwrap(), Group::Label(3, Stroke::Thick));
+        assert!("label:3:bold".parse::<Group>().is_err());
         assert_eq!("sample:1, 5".parse::<Group>().unwrap(), Group::Samples(vec![1, 5]));
         assert!("label:x".parse::<Group>().unwrap_err().contains("label:K"));
         assert!("seven".parse::<Group>().is_err());
+    }
+
+    #[test]
+    fn stroke_selects_quarters_by_ink() {
+        let v: Vec<(usize, u64)> = (0..8).map(|i| (i, (8 - i) as u64 * 10)).collect();
+        assert_eq!(select_stroke(v.clone(), Stroke::Thick), vec![1, 0]);
+        assert_eq!(select_stroke(v.clone(), Stroke::Thin), vec![7, 6]);
+        assert_eq!(select_stroke(v, Stroke::Any).len(), 8);
     }
 }
