@@ -126,7 +126,11 @@ pub fn latent_map(
         .collect();
     let title = format!(
         "{} codes of {} test images ({}, {}-d latent)",
-        if spec.kind.is_variational() { "Posterior-mean" } else { "Encoder" },
+        if matches!(spec.kind, crate::models::ModelKind::Vae | crate::models::ModelKind::Cvae) {
+            "Posterior-mean"
+        } else {
+            "Encoder"
+        },
         pts.len(),
         data.name,
         d
