@@ -34,6 +34,14 @@ pub enum Command {
     Walk(WalkArgs),
     /// Latent vector arithmetic: decode mean(A) − mean(B) + mean(C).
     Arithmetic(ArithmeticArgs),
+    /// Measure a run (or a .npy sample file): likelihood bounds, FID/KID, precision/recall,
+    /// class coverage, memorisation, sharpness; writes eval.json and prints a table.
+    Eval(EvalArgs),
+    /// The domain feature network behind FID/KID/precision-recall/coverage.
+    Features {
+        #[command(subcommand)]
+        command: FeaturesCommand,
+    },
     /// Dataset management.
     Data {
         #[command(subcommand)]
@@ -172,6 +180,57 @@ pub struct ArithmeticArgs {
     pub checkpoint: Which,
 }
 
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run folder to evaluate (omit when scoring a file with --samples).
+    pub run: Option<PathBuf>,
+    /// Score images from a .npy file (N×C×H×W or N×H×W float32 in [0,1]) instead of a run.
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
+    /// Dataset to compare with [default: the run's; required with --samples].
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Generated samples (and real images) for the sample-based metrics.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    /// Importance samples per test image for the IWAE bound.
+    #[arg(long, default_value_t = 5000)]
+    pub iwae_k: usize,
+    /// Test images for the likelihood bounds [default: the whole test set].
+    #[arg(long)]
+    pub iwae_n: Option<usize>,
+    /// Samples and test images whose nearest training images are searched.
+    #[arg(long, default_value_t = 10_000)]
+    pub nn_n: usize,
+    /// Metrics to compute, comma-separated [default: all that apply].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub metrics: Vec<crate::eval::evaluate::Metric>,
+    /// Seed of every random draw of the evaluation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output JSON [default: <run>/eval.json, or <samples>.eval.json].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FeaturesCommand {
+    /// Train (or load from the cache) a dataset's feature network and print its accuracy and hash.
+    Train {
+        #[arg(long, default_value = "mnist")]
+        dataset: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Retrain even if a cached network exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Download a dataset's official files and verify their SHA-256.
@@ -194,6 +253,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::LatentMap(a) => latent_map(a),
         Command::Walk(a) => walk(a),
         Command::Arithmetic(a) => arithmetic(a),
+        Command::Eval(a) => eval(a),
+        Command::Features { command: FeaturesCommand::Train { dataset, data_dir, force } } => {
+            let splits = data::load(&dataset, data_dir.as_deref())?;
+            let dir = data::data_dir(data_dir.as_deref());
+            let f = crate::eval::features::load_or_train(&splits, &dir, force, true)?;
+            let acc = crate::eval::features::accuracy(&f, &splits.test)?;
+            println!(
+                "feature network for '{}': test accuracy {:.2} %, weights sha256 {}, {}",
+                splits.name,
+                acc * 100.0,
+                f.hash(),
+                f.path.display()
+            );
+            Ok(())
+        }
         Command::Data { command: DataCommand::Fetch { name, data_dir, base_url } } => {
             let dir = data::data_dir(data_dir.as_deref());
             for p in data::fetch::fetch(&name, &dir, base_url.as_deref())? {
@@ -428,5 +502,67 @@ fn arithmetic(a: ArithmeticArgs) -> Result<()> {
     let out = a.out.unwrap_or_else(|| a.run.join("final/arithmetic.png"));
     viz::grid::save_grid(&imgs, spec.shape, n, &out)?;
     println!("{}: mean(A) − mean(B) + mean(C) = 4th image; then {} neighbours", out.display(), a.neighbours);
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    use crate::eval::evaluate::{self, EvalOptions, Source};
+    let device = backend::device(DeviceChoice::Cpu)?;
+    let mut o = EvalOptions {
+        n: a.n,
+        iwae_k: a.iwae_k,
+        iwae_n: a.iwae_n,
+        nn_n: a.nn_n,
+        seed: a.seed,
+        verbose: true,
+        ..Default::default()
+    };
+    if !a.metrics.is_empty() {
+        o.metrics = a.metrics.clone();
+    }
+    let (report, out) = match (&a.run, &a.samples) {
+        (Some(_), Some(_)) => bail!("give either a run folder or --samples FILE, not both"),
+        (None, None) => bail!("nothing to evaluate: give a run folder, or --samples FILE.npy --dataset NAME"),
+        (None, Some(file)) => {
+            let Some(ds) = &a.dataset else {
+                bail!("--samples {}: also give --dataset NAME to compare the samples with", file.display())
+            };
+            let data = data::load(ds, a.data_dir.as_deref())?;
+            let (dims, images) = viz::grid::read_npy(file)?;
+            evaluate::check_samples(&dims, &images, data.test.shape, file)?;
+            let feats =
+                crate::eval::features::load_or_train(&data, &data::data_dir(a.data_dir.as_deref()), false, true)?;
+            let out = a.out.clone().unwrap_or_else(|| file.with_extension("eval.json"));
+            o.nearest_png = Some(out.with_extension("nearest.png"));
+            let src = Source::Samples { images, origin: file.clone() };
+            (evaluate::evaluate(&src, &data, &feats, &o)?, out)
+        }
+        (Some(run_path), None) => {
+            let (cfg, model, state, _) = run::load_model(run_path, a.checkpoint, &device)?;
+            let ds = a.dataset.clone().unwrap_or(cfg.dataset.clone());
+            let dd = a.data_dir.clone().or(cfg.data_dir.clone());
+            let data = data::load(&ds, dd.as_deref())?;
+            if data.test.shape != model.spec.shape {
+                bail!(
+                    "dataset '{ds}' has {:?} images but the model of {} makes {:?}",
+                    data.test.shape,
+                    run_path.display(),
+                    model.spec.shape
+                );
+            }
+            let feats = crate::eval::features::load_or_train(&data, &data::data_dir(dd.as_deref()), false, true)?;
+            o.nearest_png = Some(run_path.join("final/nearest.png"));
+            let info = serde_json::json!({
+                "path": run_path.display().to_string(), "model": model.spec.kind.name(), "dataset": ds,
+                "epochs": state.epoch, "steps": state.step, "train_seconds": state.wall_secs,
+                "checkpoint": format!("{:?}", a.checkpoint).to_lowercase(),
+            });
+            let src = Source::Model { model: &model, binarize: cfg.binarize, run: info };
+            (evaluate::evaluate(&src, &data, &feats, &o)?, a.out.clone().unwrap_or_else(|| run_path.join("eval.json")))
+        }
+    };
+    crate::util::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    print!("{}", evaluate::table(&report));
+    println!("{}", out.display());
     Ok(())
 }

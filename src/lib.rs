@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod models;
 pub mod run;
 pub mod train;

@@ -89,3 +89,17 @@ pub fn matrix(v: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor data")
 }
+
+/// All float parameters of a module, flattened in module order: its content, independent of the
+/// run-specific parameter ids in a serialised record (for exact comparisons and content hashes).
+pub fn param_values<M: Module>(module: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.extend(to_vec(param.val()));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
+}

@@ -177,15 +177,7 @@ impl Net {
     /// All float parameters, flattened in module order (for comparing weights exactly: the
     /// serialised record also holds run-specific parameter ids).
     pub fn param_values(&self) -> Vec<f32> {
-        struct Collect(Vec<f32>);
-        impl burn::module::ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-                self.0.extend(blocks::to_vec(param.val()));
-            }
-        }
-        let mut c = Collect(Vec::new());
-        self.visit(&mut c);
-        c.0
+        blocks::param_values(self)
     }
 
     fn cond(&self, spec: &ModelSpec, labels: &[u8], device: &Device) -> Option<Tensor<2>> {

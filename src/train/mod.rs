@@ -7,4 +7,4 @@ pub mod likelihood;
 pub mod log;
 pub mod trainer;
 
-pub use trainer::train;
+pub use trainer::{progress, train};

@@ -263,6 +263,12 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
 }
 
 fn progress_bar(len: u64, epoch: u64, epochs: u64, visible: bool) -> ProgressBar {
+    progress(len, &format!("epoch {epoch}/{epochs}"), visible)
+}
+
+/// A progress bar on stderr (hidden when `visible` is false or stderr is not a terminal).
+pub fn progress(len: u64, prefix: &str, visible: bool) -> ProgressBar {
+    let visible = visible && std::io::stderr().is_terminal();
     let pb = ProgressBar::with_draw_target(
         Some(len),
         if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
@@ -272,7 +278,7 @@ fn progress_bar(len: u64, epoch: u64, epochs: u64, visible: bool) -> ProgressBar
             .expect("valid template")
             .progress_chars("=> "),
     );
-    pb.set_prefix(format!("epoch {epoch}/{epochs}"));
+    pb.set_prefix(prefix.to_string());
     pb
 }
 
