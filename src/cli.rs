@@ -37,6 +37,9 @@ pub enum Command {
     /// Measure a run (or a .npy sample file): likelihood bounds, FID/KID, precision/recall,
     /// class coverage, memorisation, sharpness; writes eval.json and prints a table.
     Eval(EvalArgs),
+    /// "VAE or GAN?": train (or reuse) runs, evaluate them, write one self-contained HTML report
+    /// (+ report.json) with the seeds' table filled by measurements.
+    Compare(CompareArgs),
     /// The domain feature network behind FID/KID/precision-recall/coverage.
     Features {
         #[command(subcommand)]
@@ -217,6 +220,29 @@ pub struct EvalArgs {
     pub checkpoint: Which,
 }
 
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Runs to compare (all on one dataset) [default: train the default VAE and DCGAN on --dataset].
+    pub runs: Vec<PathBuf>,
+    /// Dataset for the default VAE + DCGAN pair.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Report file [default: compare/<dataset>/report.html, or report.html for given runs].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Minutes instead of the full protocol: short training (VAE 5 epochs, DCGAN 400 steps) and a
+    /// lighter evaluation (2000 samples, IWAE k = 100 on 1000 test images).
+    #[arg(long)]
+    pub quick: bool,
+    /// Evaluate runs again even if they already have an eval.json.
+    #[arg(long)]
+    pub reeval: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum FeaturesCommand {
     /// Train (or load from the cache) a dataset's feature network and print its accuracy and hash.
@@ -254,6 +280,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Walk(a) => walk(a),
         Command::Arithmetic(a) => arithmetic(a),
         Command::Eval(a) => eval(a),
+        Command::Compare(a) => compare(a),
         Command::Features { command: FeaturesCommand::Train { dataset, data_dir, force } } => {
             let splits = data::load(&dataset, data_dir.as_deref())?;
             let dir = data::data_dir(data_dir.as_deref());
@@ -564,5 +591,161 @@ fn eval(a: EvalArgs) -> Result<()> {
     crate::util::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
     print!("{}", evaluate::table(&report));
     println!("{}", out.display());
+    Ok(())
+}
+
+fn compare(a: CompareArgs) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let (runs, out) = if a.runs.is_empty() {
+        let Some(ds) = &a.dataset else {
+            bail!("give runs to compare, or --dataset NAME to train and compare the default VAE and DCGAN")
+        };
+        let base = match &a.out {
+            Some(o) => {
+                o.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf()
+            }
+            None => PathBuf::from("compare").join(ds.replace(['/', '\\'], "_")),
+        };
+        let mut runs = Vec::new();
+        for kind in [ModelKind::Vae, ModelKind::Dcgan] {
+            let path = base.join(if a.quick { format!("{}-quick", kind.name()) } else { kind.name().to_string() });
+            ensure_trained(kind, &path, ds, a.data_dir.clone(), a.quick, a.seed)?;
+            runs.push(path);
+        }
+        (runs, a.out.clone().unwrap_or_else(|| base.join("report.html")))
+    } else {
+        if a.dataset.is_some() {
+            bail!("--dataset is for training the default pair; given runs are compared on their own dataset");
+        }
+        // One dataset for all, checked before any picture or evaluation work.
+        let mut first: Option<(PathBuf, String)> = None;
+        for r in &a.runs {
+            let (_, cfg) = RunDir::open(r)?;
+            match &first {
+                None => first = Some((r.clone(), cfg.dataset)),
+                Some((p, ds)) if *ds != cfg.dataset => bail!(
+                    "runs are on different datasets ({} is on '{ds}', {} on '{}'); compare runs of one dataset",
+                    p.display(),
+                    r.display(),
+                    cfg.dataset
+                ),
+                Some(_) => {}
+            }
+        }
+        (a.runs.clone(), a.out.clone().unwrap_or_else(|| PathBuf::from("report.html")))
+    };
+    for r in &runs {
+        ensure_pictures(r, a.data_dir.clone())?;
+        if a.reeval || !r.join("eval.json").is_file() {
+            eprintln!("evaluating {}…", r.display());
+            eval(EvalArgs {
+                run: Some(r.clone()),
+                samples: None,
+                dataset: None,
+                data_dir: a.data_dir.clone(),
+                n: if a.quick { 2000 } else { 10_000 },
+                iwae_k: if a.quick { 100 } else { 5000 },
+                iwae_n: if a.quick { Some(1000) } else { None },
+                nn_n: if a.quick { 2000 } else { 10_000 },
+                metrics: vec![],
+                seed: a.seed,
+                out: None,
+                checkpoint: Which::Latest,
+            })?;
+        }
+    }
+    let report = crate::report::build(&runs)?;
+    let json = crate::report::write(&report, &out)?;
+    println!("{:<62} {:<14} because", "claim", "verdict");
+    for c in &report.claims {
+        println!("{:<62} {:<14} {}", c.claim, c.verdict, c.reason);
+    }
+    println!("{} and {} ({:.0} s)", out.display(), json.display(), t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Train a default run into `path`, or finish it if it stopped early; a completed run is reused.
+fn ensure_trained(
+    kind: ModelKind,
+    path: &std::path::Path,
+    dataset: &str,
+    data_dir: Option<PathBuf>,
+    quick: bool,
+    seed: u64,
+) -> Result<()> {
+    let done = std::fs::read(path.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|s| s["status"] != "interrupted" && s["status"] != "diverged");
+    if done {
+        eprintln!("reusing {}", path.display());
+        return Ok(());
+    }
+    if path.join("checkpoints/latest.ckpt").is_file() {
+        return resume(ResumeArgs { run: path.to_path_buf(), epochs: None, max_steps: None, data_dir });
+    }
+    let opts = Options {
+        dataset: Some(dataset.to_string()),
+        data_dir,
+        seed: Some(seed),
+        epochs: quick.then_some(if kind == ModelKind::Dcgan { 1 } else { 5 }),
+        max_steps: (quick && kind == ModelKind::Dcgan).then_some(400),
+        ..Default::default()
+    };
+    train(TrainArgs { model: kind, out: Some(path.to_path_buf()), config: None, opts })
+}
+
+/// The pictures the report shows that training does not already write.
+fn ensure_pictures(run_path: &std::path::Path, data_dir: Option<PathBuf>) -> Result<()> {
+    let (_, cfg) = RunDir::open(run_path)?;
+    let fin = run_path.join("final");
+    if !fin.join("walk.png").is_file() {
+        walk(WalkArgs {
+            run: run_path.to_path_buf(),
+            rows: 6,
+            steps: 10,
+            slerp: true,
+            seed: 0,
+            class: None,
+            out: None,
+            checkpoint: Which::Latest,
+        })?;
+    }
+    if !fin.join("arithmetic.png").is_file() {
+        // Encoder models: the stroke-width example on labelled data; GANs: groups from a sample sheet.
+        let groups: [&str; 3] = if cfg.model.has_encoder() {
+            ["label:3:thick", "label:3:thin", "label:7:thin"]
+        } else {
+            ["sample:0,1,2,3", "sample:4,5,6,7", "sample:8,9,10,11"]
+        };
+        let parse = |g: &str| g.parse::<viz::arithmetic::Group>().map_err(anyhow::Error::msg);
+        let r = arithmetic(ArithmeticArgs {
+            run: run_path.to_path_buf(),
+            a: parse(groups[0])?,
+            b: parse(groups[1])?,
+            c: parse(groups[2])?,
+            seed: 0,
+            group_size: 64,
+            neighbours: 4,
+            class: 0,
+            data_dir: data_dir.clone(),
+            out: None,
+            checkpoint: Which::Latest,
+        });
+        if let Err(e) = r {
+            eprintln!("note: no arithmetic picture for {}: {e:#}", run_path.display());
+        }
+    }
+    if cfg.model.has_encoder() && !fin.join("latent-scatter.png").is_file() {
+        latent_map(LatentMapArgs {
+            run: run_path.to_path_buf(),
+            out: None,
+            n: 5000,
+            grid: 20,
+            class: 0,
+            data_dir,
+            checkpoint: Which::Latest,
+        })?;
+    }
     Ok(())
 }

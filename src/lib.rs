@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod models;
+pub mod report;
 pub mod run;
 pub mod train;
 pub mod util;

@@ -1,0 +1,183 @@
+//! The comparison report: the seeds' VAE-vs-GAN table with every cell a measured number and a
+//! verdict that follows from the numbers (`verdict.rs`), the pictures of every run, and the
+//! protocol of every number — as one self-contained HTML file (`html.rs`) plus `report.json`.
+
+pub mod html;
+pub mod verdict;
+
+use crate::run::RunDir;
+use crate::train::log;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// One picture of a run, by title and file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Picture {
+    pub title: String,
+    pub path: PathBuf,
+}
+
+/// Training behaviour read from `metrics.jsonl` and `summary.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Training {
+    pub epochs: u64,
+    pub steps: u64,
+    pub train_seconds: f64,
+    pub samples_per_sec: Option<f64>,
+    pub status: String,
+    pub warnings: Vec<String>,
+    /// The loss whose steadiness is judged (`loss` for likelihood models, `g_loss` for GANs).
+    pub loss_name: String,
+    /// Oscillation of the logged loss over the last third of training (`detrended_cv`).
+    pub loss_cv: Option<f64>,
+    /// Logged loss points in that window.
+    pub loss_points: usize,
+    /// Mean D(x) and D(G(z)) over the last epoch's training steps (adversarial models).
+    pub d_real: Option<f64>,
+    pub d_fake: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub name: String,
+    pub path: PathBuf,
+    pub model: String,
+    pub dataset: String,
+    /// "likelihood" (AE/VAE/CVAE), "adversarial autoencoder" or "GAN".
+    pub family: String,
+    pub training: Training,
+    pub eval: Value,
+    pub verdicts: verdict::RunVerdicts,
+    pub pictures: Vec<Picture>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub dataset: String,
+    pub generated_by: String,
+    pub runs: Vec<RunReport>,
+    pub claims: Vec<verdict::Claim>,
+}
+
+/// Read what a finished run left behind (`eval.json` must exist).
+pub fn read_run(path: &Path) -> Result<RunReport> {
+    let (dir, cfg) = RunDir::open(path)?;
+    let eval_path = path.join("eval.json");
+    let eval: Value = serde_json::from_slice(&std::fs::read(&eval_path).with_context(|| {
+        format!("{} has no eval.json; run `latentlab eval {}` first", path.display(), path.display())
+    })?)
+    .with_context(|| format!("{} is not valid JSON", eval_path.display()))?;
+    let summary: Value =
+        std::fs::read(dir.summary()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    let metrics = if dir.metrics().exists() { log::read(&dir.metrics())? } else { vec![] };
+    let kind = cfg.model;
+    let loss_name = if kind.is_gan() { "g_loss" } else { "loss" };
+    let training = training(&metrics, &summary, loss_name);
+    let family = if kind.is_gan() {
+        "GAN"
+    } else if kind == crate::models::ModelKind::Aae {
+        "adversarial autoencoder"
+    } else {
+        "likelihood"
+    };
+    let name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string());
+    let pictures = [
+        ("Samples", "final/samples.png"),
+        ("Reconstructions (top: test images, bottom: reconstructions)", "final/reconstructions.png"),
+        ("Latent walks", "final/walk.png"),
+        ("Latent arithmetic", "final/arithmetic.png"),
+        ("Latent scatter (test codes by class)", "final/latent-scatter.png"),
+        ("Decoded latent manifold", "final/latent-manifold.png"),
+        ("Losses", "final/loss.png"),
+        ("D(x) and D(G(z))", "final/d_outputs.png"),
+        ("Samples beside their 3 nearest training images", "final/nearest.png"),
+    ]
+    .into_iter()
+    .filter(|(_, p)| path.join(p).is_file())
+    .map(|(t, p)| Picture { title: t.into(), path: path.join(p) })
+    .collect();
+    let verdicts = verdict::judge_run(kind, &training, &eval);
+    Ok(RunReport {
+        name,
+        path: path.to_path_buf(),
+        model: kind.name().into(),
+        dataset: cfg.dataset.clone(),
+        family: family.into(),
+        training,
+        eval,
+        verdicts,
+        pictures,
+    })
+}
+
+fn training(metrics: &[Value], summary: &Value, loss_name: &str) -> Training {
+    let steps: Vec<&Value> = metrics.iter().filter(|m| m["kind"] == "step").collect();
+    let window = &steps[steps.len() - steps.len() / 3..];
+    let vals: Vec<f64> = window.iter().filter_map(|m| m["train"][loss_name].as_f64()).collect();
+    let loss_cv = detrended_cv(&vals);
+    let last_epoch = metrics.iter().rev().find(|m| m["kind"] == "epoch");
+    let d = |k: &str| last_epoch.and_then(|m| m["train"][k].as_f64());
+    Training {
+        epochs: summary["epochs"].as_u64().unwrap_or(0),
+        steps: summary["steps"].as_u64().unwrap_or(0),
+        train_seconds: summary["wall_secs"].as_f64().unwrap_or(0.0),
+        samples_per_sec: summary["train_samples_per_sec"].as_f64(),
+        status: summary["status"].as_str().unwrap_or("unknown").into(),
+        warnings: summary["warnings"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|w| w.as_str().map(String::from)).collect())
+            .unwrap_or_default(),
+        loss_name: loss_name.into(),
+        loss_cv,
+        loss_points: vals.len(),
+        d_real: d("d_real"),
+        d_fake: d("d_fake"),
+    }
+}
+
+/// Oscillation of a logged loss: the standard deviation of its residuals around a straight-line
+/// fit (so a loss that is still falling steadily is not called unstable) over |mean|.
+pub fn detrended_cv(v: &[f64]) -> Option<f64> {
+    if v.len() < 4 {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mx = (n - 1.0) / 2.0;
+    let my = v.iter().sum::<f64>() / n;
+    let sxx: f64 = (0..v.len()).map(|i| (i as f64 - mx).powi(2)).sum();
+    let sxy: f64 = v.iter().enumerate().map(|(i, y)| (i as f64 - mx) * (y - my)).sum();
+    let slope = sxy / sxx;
+    let ss: f64 = v.iter().enumerate().map(|(i, y)| (y - my - slope * (i as f64 - mx)).powi(2)).sum();
+    Some((ss / (n - 2.0)).sqrt() / my.abs().max(1e-12))
+}
+
+/// Assemble a report from evaluated runs, which must all be on one dataset.
+pub fn build(runs: &[PathBuf]) -> Result<Report> {
+    if runs.is_empty() {
+        bail!("no runs to compare");
+    }
+    let reports: Vec<RunReport> = runs.iter().map(|p| read_run(p)).collect::<Result<_>>()?;
+    let dataset = reports[0].dataset.clone();
+    if let Some(other) = reports.iter().find(|r| r.dataset != dataset) {
+        bail!(
+            "runs are on different datasets ({} is on '{}', {} on '{}'); compare runs of one dataset",
+            reports[0].path.display(),
+            dataset,
+            other.path.display(),
+            other.dataset
+        );
+    }
+    let claims = verdict::judge_claims(&reports);
+    Ok(Report { dataset, generated_by: format!("latentlab {}", env!("CARGO_PKG_VERSION")), runs: reports, claims })
+}
+
+/// Write `report.html` and `report.json` (atomically) beside each other.
+pub fn write(report: &Report, html_path: &Path) -> Result<PathBuf> {
+    let page = html::render(report)?;
+    crate::util::write_atomic(html_path, page.as_bytes())?;
+    let json_path = html_path.with_extension("json");
+    crate::util::write_atomic(&json_path, serde_json::to_string_pretty(report)?.as_bytes())?;
+    Ok(json_path)
+}
