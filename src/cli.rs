@@ -273,14 +273,23 @@ pub enum DataCommand {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(a) => train(a),
-        Command::Resume(a) => resume(a),
+        Command::Train(a) => {
+            crate::util::install_interrupt_handler();
+            train(a)
+        }
+        Command::Resume(a) => {
+            crate::util::install_interrupt_handler();
+            resume(a)
+        }
         Command::Sample(a) => sample(a),
         Command::LatentMap(a) => latent_map(a),
         Command::Walk(a) => walk(a),
         Command::Arithmetic(a) => arithmetic(a),
         Command::Eval(a) => eval(a),
-        Command::Compare(a) => compare(a),
+        Command::Compare(a) => {
+            crate::util::install_interrupt_handler();
+            compare(a)
+        }
         Command::Features { command: FeaturesCommand::Train { dataset, data_dir, force } } => {
             let splits = data::load(&dataset, data_dir.as_deref())?;
             let dir = data::data_dir(data_dir.as_deref());
@@ -330,10 +339,9 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn resume(a: ResumeArgs) -> Result<()> {
     let (dir, mut cfg) = RunDir::open(&a.run)?;
-    if !dir.latest().exists() {
-        bail!("{} has no checkpoint to resume from (checkpoints/latest.ckpt missing)", a.run.display());
-    }
-    let ck = Checkpoint::load(&dir.latest())?;
+    dir.remove_stale_temp_files();
+    // Killed before its first checkpoint: nothing was saved, so start again from step 0.
+    let ck = if dir.latest().exists() { Some(Checkpoint::load(&dir.latest())?) } else { None };
     if let Some(e) = a.epochs {
         cfg.epochs = e;
     }
@@ -343,8 +351,10 @@ fn resume(a: ResumeArgs) -> Result<()> {
         cfg.data_dir = a.data_dir;
     }
     cfg.validate()?;
-    let st = &ck.meta.state;
-    if st.epoch >= cfg.epochs && cfg.max_steps.is_none_or(|m| st.step >= m) {
+    if let Some(st) = ck.as_ref().map(|c| &c.meta.state)
+        && st.epoch >= cfg.epochs
+        && cfg.max_steps.is_none_or(|m| st.step >= m)
+    {
         bail!(
             "{} already finished {} epoch(s) ({} steps); pass --epochs N with N > {} to train further",
             a.run.display(),
@@ -355,8 +365,14 @@ fn resume(a: ResumeArgs) -> Result<()> {
     }
     crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
     let data = data::load(&cfg.dataset, cfg.data_dir.as_deref())?;
-    eprintln!("resuming {} at epoch {} step {}", a.run.display(), st.epoch, st.step);
-    let summary = crate::train::train(&dir, &cfg, &data, Some(ck))?;
+    match &ck {
+        Some(c) => eprintln!("resuming {} at epoch {} step {}", a.run.display(), c.meta.state.epoch, c.meta.state.step),
+        None => {
+            eprintln!("{} has no checkpoint yet: training from step 0", a.run.display());
+            crate::train::log::MetricsLog::new(dir.metrics()).truncate_after(0)?;
+        }
+    }
+    let summary = crate::train::train(&dir, &cfg, &data, ck)?;
     print_summary(&dir, &summary);
     Ok(())
 }

@@ -64,6 +64,21 @@ pub struct Options {
     /// Prior of the adversarial autoencoder.
     #[arg(long, value_enum)]
     pub prior: Option<Prior>,
+    /// Save a checkpoint every N steps as well as at every epoch end (0: epoch ends only).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// On a NaN/Inf loss: stop (keeping the last good checkpoint), or roll back to it with half
+    /// the learning rate (at most 3 times).
+    #[arg(long, value_enum)]
+    pub on_diverge: Option<OnDiverge>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDiverge {
+    #[default]
+    Stop,
+    Rollback,
 }
 
 impl Options {
@@ -94,6 +109,8 @@ impl Options {
             d_steps: self.d_steps.or(base.d_steps),
             label_smoothing: self.label_smoothing.or(base.label_smoothing),
             prior: self.prior.or(base.prior),
+            checkpoint_every: self.checkpoint_every.or(base.checkpoint_every),
+            on_diverge: self.on_diverge.or(base.on_diverge),
         }
     }
 }
@@ -124,6 +141,14 @@ pub struct RunConfig {
     pub label_smoothing: f64,
     #[serde(default)]
     pub prior: Prior,
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    #[serde(default)]
+    pub on_diverge: OnDiverge,
+}
+
+fn default_checkpoint_every() -> u64 {
+    500
 }
 
 fn one() -> u64 {
@@ -161,6 +186,8 @@ impl RunConfig {
             d_steps: opts.d_steps.unwrap_or(1),
             label_smoothing: opts.label_smoothing.unwrap_or(0.0),
             prior: opts.prior.unwrap_or_default(),
+            checkpoint_every: opts.checkpoint_every.unwrap_or(default_checkpoint_every()),
+            on_diverge: opts.on_diverge.unwrap_or_default(),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -3,6 +3,11 @@ use clap::Parser;
 fn main() {
     let cli = latentlab::cli::Cli::parse();
     if let Err(e) = latentlab::cli::run(cli) {
+        // Ctrl-C during training is a clean stop (checkpoint saved), reported with the shell's 130.
+        if let Some(i) = e.downcast_ref::<latentlab::train::trainer::Interrupted>() {
+            eprintln!("{i}");
+            std::process::exit(130);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

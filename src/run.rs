@@ -44,6 +44,22 @@ impl RunDir {
         Ok((RunDir { path: path.to_path_buf() }, cfg))
     }
 
+    /// Remove temp files a killed process left mid-write (they are never read: a complete write
+    /// is renamed into place).
+    pub fn remove_stale_temp_files(&self) {
+        for sub in
+            [self.path.clone(), self.path.join("checkpoints"), self.path.join("final"), self.path.join("samples")]
+        {
+            let Ok(entries) = std::fs::read_dir(&sub) else { continue };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
     pub fn config(&self) -> PathBuf {
         self.path.join("config.toml")
     }

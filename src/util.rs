@@ -15,8 +15,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
+        if fault("enospc") {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
+        if fault("slow-write") {
+            // Widens the window between the temp file and the rename for kill tests.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
         std::fs::rename(&tmp, path)?;
         // Make the rename itself durable.
         if let Ok(d) = std::fs::File::open(dir) {
@@ -29,6 +36,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
+}
+
+/// Fault injection for the robustness tests: `LATENTLAB_FAULT` is a comma-separated list of
+/// faults to simulate — `enospc` (every atomic write fails with "No space left on device"),
+/// `slow-write` (a pause before each rename), `nan-at-step-N` (the loss of step N is NaN, once per
+/// process). Unset in normal use; read on each call, so it costs nothing when absent.
+pub fn fault(name: &str) -> bool {
+    std::env::var("LATENTLAB_FAULT").is_ok_and(|v| v.split(',').any(|f| f.trim() == name))
+}
+
+/// Set by the Ctrl-C handler; the training loop saves a checkpoint and stops at the next step.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Install the Ctrl-C handler: the first press asks the loop to stop cleanly, a second exits now.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting without waiting for the checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: saving a checkpoint after this step (press Ctrl-C again to quit at once)");
+    });
 }
 
 /// Purposes of the independent random streams derived from the run seed. Each (purpose, index)

@@ -79,11 +79,59 @@ fn decode_optims(bytes: &[u8], fresh: Vec<ModuleOptimizer>) -> std::result::Resu
 pub enum Stop {
     Completed,
     MaxSteps,
+    Interrupted,
 }
 
+/// A NaN/Inf loss stopped the run (the last good checkpoint is kept).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Diverged(pub String);
+
+/// Ctrl-C stopped the run after saving a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
+/// Rollbacks allowed by `--on-diverge rollback` before giving up.
+pub const MAX_ROLLBACKS: u32 = 3;
+
 /// Train (or continue, from `resume`) until `cfg.epochs` epochs or `cfg.max_steps` steps.
-/// Returns the summary that is also written to `summary.json`.
+/// Returns the summary that is also written to `summary.json`. With `--on-diverge rollback`, a
+/// NaN/Inf loss reloads the last good checkpoint and continues with half the learning rate.
 pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkpoint>) -> Result<Value> {
+    let mut cfg = cfg.clone();
+    let mut resume = resume;
+    let mut notes = Vec::new();
+    let mut rollbacks = 0;
+    loop {
+        match run_loop(dir, &cfg, data, resume, std::mem::take(&mut notes)) {
+            Err(e) if cfg.on_diverge == crate::config::OnDiverge::Rollback && rollbacks < MAX_ROLLBACKS => {
+                let Some(d) = e.downcast_ref::<Diverged>() else { return Err(e) };
+                rollbacks += 1;
+                let old = cfg.lr;
+                cfg.lr /= 2.0;
+                crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
+                resume = if dir.latest().exists() { Some(Checkpoint::load(&dir.latest())?) } else { None };
+                let at = resume.as_ref().map_or("the start".to_string(), |c| format!("step {}", c.meta.state.step));
+                let w = format!(
+                    "rollback {rollbacks}/{MAX_ROLLBACKS}: {} — restarting from {at} with lr {} (was {old})",
+                    d.0, cfg.lr
+                );
+                eprintln!("warning: {w}");
+                notes.push(w);
+            }
+            other => return other,
+        }
+    }
+}
+
+fn run_loop(
+    dir: &RunDir,
+    cfg: &RunConfig,
+    data: &Splits,
+    resume: Option<Checkpoint>,
+    notes: Vec<String>,
+) -> Result<Value> {
     let base = backend::device(cfg.device)?;
     let ad = base.clone().autodiff();
     let spec = spec_for(cfg, data);
@@ -110,6 +158,10 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
         }
     };
 
+    for w in notes {
+        log.append(&json!({"kind": "warning", "step": state.step, "message": w}))?;
+        state.warnings.push(w);
+    }
     let range = spec.kind.range();
     let loader = Loader::new(&data.train, cfg.batch_size, cfg.binarize, range, cfg.seed);
     let test_loader = Loader::new(&data.test, 1000, cfg.binarize, range, cfg.seed);
@@ -136,6 +188,11 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
                 pb.finish_and_clear();
                 break 'epochs;
             }
+            if crate::util::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                stop = Stop::Interrupted;
+                pb.finish_and_clear();
+                break 'epochs;
+            }
             let t0 = Instant::now();
             let batch = loader.batch(&order, state.batch_in_epoch as usize, state.step);
             let x = matrix(batch.x, batch.n, spec.shape.len(), &ad);
@@ -153,6 +210,10 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
                 other => super::likelihood::step(other, &mut optims[0], &spec, cfg, x, &batch.labels, noise),
             };
             net = next;
+            let mut values = values;
+            if injected_nan(state.step + 1) {
+                values[0].1 = f64::NAN;
+            }
             if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
                 let ck = if dir.latest().exists() { dir.latest().display().to_string() } else { "none yet".into() };
                 write_summary(
@@ -164,12 +225,13 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
                     0.0,
                     Some(format!("{name} = {v} at step {}", state.step)),
                 )?;
-                bail!(
+                return Err(Diverged(format!(
                     "training diverged at step {} (epoch {}): loss term '{name}' is {v}. The last good checkpoint is \
-                     kept ({ck}); try a lower --lr",
+                     kept ({ck}); try a lower --lr, or --on-diverge rollback",
                     state.step + 1,
                     epoch + 1
-                );
+                ))
+                .into());
             }
             state.step += 1;
             state.batch_in_epoch += 1;
@@ -204,6 +266,11 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
                     &json!({"kind": "step", "step": state.step, "epoch": epoch + 1, "train": means(&state.running)}),
                 )?;
                 state.running.clear();
+            }
+            if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && state.batch_in_epoch < nb {
+                net.sync_running_stats();
+                state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
+                save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
             }
             if show_progress && state.step % 10 == 0 {
                 pb.set_message(format!("loss {:.2}", values[0].1));
@@ -245,9 +312,19 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
         save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, improved)?;
     }
     net.sync_running_stats();
-    if stop == Stop::MaxSteps {
+    if stop == Stop::MaxSteps || stop == Stop::Interrupted {
         state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
         save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
+    }
+    if stop == Stop::Interrupted {
+        write_summary(dir, cfg, &state, "interrupted", None, 0.0, None)?;
+        return Err(Interrupted(format!(
+            "interrupted at step {} (epoch {}): checkpoint saved; continue with `latentlab resume {}`",
+            state.step,
+            state.epoch + 1,
+            dir.path.display()
+        ))
+        .into());
     }
 
     // Final pictures, curves and summary from the model as it ends.
@@ -255,11 +332,14 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
     let test = evaluate(&model, &test_batches);
     final_pictures(dir, cfg, &model, data)?;
     let sps = step_samples as f64 / step_secs.max(1e-9);
-    let status = match stop {
-        Stop::Completed => "completed",
-        Stop::MaxSteps => "stopped at --max-steps",
-    };
+    let status = if stop == Stop::Completed { "completed" } else { "stopped at --max-steps" };
     write_summary(dir, cfg, &state, status, Some(test), sps, None)
+}
+
+/// The `nan-at-step-N` fault (see `util::fault`), fired once per process.
+fn injected_nan(step: u64) -> bool {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    crate::util::fault(&format!("nan-at-step-{step}")) && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
 }
 
 fn progress_bar(len: u64, epoch: u64, epochs: u64, visible: bool) -> ProgressBar {

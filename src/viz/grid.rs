@@ -86,9 +86,14 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let s = header.split("'shape': (").nth(1).and_then(|r| r.split(')').next()).unwrap_or("");
     let dims: Vec<usize> = s.split(',').filter_map(|t| t.trim().parse().ok()).collect();
     let data = &b[10 + hl..];
-    let need: usize = dims.iter().product::<usize>() * 4;
-    if dims.is_empty() || data.len() != need {
-        bail!("{}: payload is {} bytes, shape {dims:?} needs {need}", path.display(), data.len());
+    let need = dims.iter().try_fold(4usize, |a, &d| a.checked_mul(d));
+    if dims.is_empty() || need != Some(data.len()) {
+        bail!(
+            "{}: payload is {} bytes, but shape {dims:?} needs {}",
+            path.display(),
+            data.len(),
+            need.map_or("more than fits in memory".to_string(), |n| n.to_string())
+        );
     }
     Ok((dims, data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
 }
