@@ -34,6 +34,8 @@ pub enum Command {
     Walk(WalkArgs),
     /// Latent vector arithmetic: decode mean(A) − mean(B) + mean(C).
     Arithmetic(ArithmeticArgs),
+    /// Export a run's weights (safetensors) or training log (CSV) for other tools.
+    Export(ExportArgs),
     /// Measure a run (or a .npy sample file): likelihood bounds, FID/KID, precision/recall,
     /// class coverage, memorisation, sharpness; writes eval.json and prints a table.
     Eval(EvalArgs),
@@ -220,6 +222,26 @@ pub struct EvalArgs {
     pub checkpoint: Which,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// All weights, named by module path (see README for names and layouts).
+    Safetensors,
+    /// metrics.jsonl flattened to one CSV row per logged line.
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    pub run: PathBuf,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
+    pub format: ExportFormat,
+    /// Output file [default: <run>/final/model.safetensors or <run>/metrics.csv].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+}
+
 #[derive(Args, Debug)]
 pub struct CompareArgs {
     /// Runs to compare (all on one dataset) [default: train the default VAE and DCGAN on --dataset].
@@ -286,6 +308,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Walk(a) => walk(a),
         Command::Arithmetic(a) => arithmetic(a),
         Command::Eval(a) => eval(a),
+        Command::Export(a) => export(a),
         Command::Compare(a) => {
             crate::util::install_interrupt_handler();
             compare(a)
@@ -320,7 +343,7 @@ fn train(a: TrainArgs) -> Result<()> {
         None => Options::default(),
     };
     let cfg = RunConfig::resolve(a.model, a.opts.or(file))?;
-    let data = data::load(&cfg.dataset, cfg.data_dir.as_deref())?;
+    let data = data::load_with(&cfg.dataset, cfg.data_dir.as_deref(), &cfg.transform())?;
     let out = a.out.unwrap_or_else(|| run::default_path(&cfg));
     let dir = RunDir::create(&out)?;
     crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
@@ -364,7 +387,7 @@ fn resume(a: ResumeArgs) -> Result<()> {
         );
     }
     crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
-    let data = data::load(&cfg.dataset, cfg.data_dir.as_deref())?;
+    let data = data::load_with(&cfg.dataset, cfg.data_dir.as_deref(), &cfg.transform())?;
     match &ck {
         Some(c) => eprintln!("resuming {} at epoch {} step {}", a.run.display(), c.meta.state.epoch, c.meta.state.step),
         None => {
@@ -438,7 +461,7 @@ fn latent_map(a: LatentMapArgs) -> Result<()> {
     if model.spec.kind.is_conditional() && a.class as usize >= model.spec.num_classes {
         bail!("--class {} out of range: the model has {} classes", a.class, model.spec.num_classes);
     }
-    let data = data::load(&cfg.dataset, a.data_dir.as_deref().or(cfg.data_dir.as_deref()))?;
+    let data = data::load_with(&cfg.dataset, a.data_dir.as_deref().or(cfg.data_dir.as_deref()), &cfg.transform())?;
     let out = a.out.unwrap_or_else(|| a.run.join("final"));
     for p in viz::latent::latent_map(&model, &data, &out, a.n.max(1), a.class, a.grid)? {
         println!("{}", p.display());
@@ -512,7 +535,11 @@ fn arithmetic(a: ArithmeticArgs) -> Result<()> {
                     );
                 }
                 if data.is_none() {
-                    data = Some(data::load(&cfg.dataset, a.data_dir.as_deref().or(cfg.data_dir.as_deref()))?);
+                    data = Some(data::load_with(
+                        &cfg.dataset,
+                        a.data_dir.as_deref().or(cfg.data_dir.as_deref()),
+                        &cfg.transform(),
+                    )?);
                 }
                 let d = data.as_ref().expect("loaded above");
                 let Some(labels) = &d.test.labels else { bail!("label:{k}: the dataset has no labels") };
@@ -584,7 +611,7 @@ fn eval(a: EvalArgs) -> Result<()> {
             let (cfg, model, state, _) = run::load_model(run_path, a.checkpoint, &device)?;
             let ds = a.dataset.clone().unwrap_or(cfg.dataset.clone());
             let dd = a.data_dir.clone().or(cfg.data_dir.clone());
-            let data = data::load(&ds, dd.as_deref())?;
+            let data = data::load_with(&ds, dd.as_deref(), &cfg.transform())?;
             if data.test.shape != model.spec.shape {
                 bail!(
                     "dataset '{ds}' has {:?} images but the model of {} makes {:?}",
@@ -762,6 +789,27 @@ fn ensure_pictures(run_path: &std::path::Path, data_dir: Option<PathBuf>) -> Res
             data_dir,
             checkpoint: Which::Latest,
         })?;
+    }
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    match a.format {
+        ExportFormat::Safetensors => {
+            let device = backend::device(DeviceChoice::Cpu)?;
+            let (_, model, _, _) = run::load_model(&a.run, a.checkpoint, &device)?;
+            let out = a.out.unwrap_or_else(|| a.run.join("final/model.safetensors"));
+            for (name, shape) in crate::export::safetensors(&model, &out)? {
+                println!("{name:<40} {shape:?}");
+            }
+            println!("{}", out.display());
+        }
+        ExportFormat::Csv => {
+            let (dir, _) = RunDir::open(&a.run)?;
+            let out = a.out.unwrap_or_else(|| a.run.join("metrics.csv"));
+            let n = crate::export::metrics_csv(&dir.metrics(), &out)?;
+            println!("{}: {n} rows", out.display());
+        }
     }
     Ok(())
 }

@@ -64,6 +64,12 @@ pub struct Options {
     /// Prior of the adversarial autoencoder.
     #[arg(long, value_enum)]
     pub prior: Option<Prior>,
+    /// Image-folder datasets: side of the square images after resize + centre crop [default: 32].
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Image-folder datasets: 1 (grey) or 3 (RGB) [default: the first image's].
+    #[arg(long)]
+    pub channels: Option<usize>,
     /// Save a checkpoint every N steps as well as at every epoch end (0: epoch ends only).
     #[arg(long)]
     pub checkpoint_every: Option<u64>,
@@ -109,6 +115,8 @@ impl Options {
             d_steps: self.d_steps.or(base.d_steps),
             label_smoothing: self.label_smoothing.or(base.label_smoothing),
             prior: self.prior.or(base.prior),
+            image_size: self.image_size.or(base.image_size),
+            channels: self.channels.or(base.channels),
             checkpoint_every: self.checkpoint_every.or(base.checkpoint_every),
             on_diverge: self.on_diverge.or(base.on_diverge),
         }
@@ -141,6 +149,10 @@ pub struct RunConfig {
     pub label_smoothing: f64,
     #[serde(default)]
     pub prior: Prior,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
     #[serde(default)]
@@ -186,6 +198,8 @@ impl RunConfig {
             d_steps: opts.d_steps.unwrap_or(1),
             label_smoothing: opts.label_smoothing.unwrap_or(0.0),
             prior: opts.prior.unwrap_or_default(),
+            image_size: opts.image_size,
+            channels: opts.channels,
             checkpoint_every: opts.checkpoint_every.unwrap_or(default_checkpoint_every()),
             on_diverge: opts.on_diverge.unwrap_or_default(),
         };
@@ -225,6 +239,11 @@ impl RunConfig {
             bail!("--hidden needs at least one layer width");
         }
         Ok(())
+    }
+
+    /// The image-folder transform of this run's dataset.
+    pub fn transform(&self) -> crate::data::Transform {
+        crate::data::Transform { image_size: self.image_size, channels: self.channels }
     }
 
     pub fn to_toml(&self) -> String {

@@ -99,6 +99,15 @@ pub fn normal_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| StandardNormal.sample(rng)).collect()
 }
 
+/// The user's cache folder: `$LATENTLAB_CACHE`, else `$XDG_CACHE_HOME/latentlab`, else
+/// `~/.cache/latentlab`.
+pub fn user_cache_dir() -> Option<std::path::PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    var("LATENTLAB_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|p| p.join("latentlab")))
+        .or_else(|| var("HOME").map(|p| p.join(".cache/latentlab")))
+}
+
 /// Human-readable size, for messages.
 pub fn human_bytes(n: u64) -> String {
     const U: [&str; 4] = ["B", "KiB", "MiB", "GiB"];

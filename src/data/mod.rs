@@ -1,7 +1,9 @@
 //! Datasets: u8 images N×C×H×W with optional labels, how names resolve to files, and batching.
 
+pub mod cifar;
 pub mod digits;
 pub mod fetch;
+pub mod folder;
 pub mod idx;
 
 use anyhow::{Context, Result, bail};
@@ -193,7 +195,14 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
 }
 
 /// Known dataset names.
-pub const NAMES: [&str; 3] = ["mnist", "fashion-mnist", "digits"];
+pub const NAMES: [&str; 4] = ["mnist", "fashion-mnist", "digits", "cifar10"];
+
+/// How an image folder is turned into tensors (other datasets have a fixed shape).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transform {
+    pub image_size: Option<usize>,
+    pub channels: Option<usize>,
+}
 
 pub const FASHION_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
@@ -203,10 +212,45 @@ fn find_gz(dir: &Path, stem: &str) -> Option<PathBuf> {
     [format!("{stem}.gz"), stem.to_string()].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
-/// Load a dataset by name (`mnist`, `fashion-mnist`, `digits`) or by path to an IDX images file.
+/// Load a dataset by name (`mnist`, `fashion-mnist`, `digits`, `cifar10`) or by path to an IDX
+/// images file, a CIFAR-10 binary folder or a folder of images.
 pub fn load(spec: &str, data_dir_flag: Option<&Path>) -> Result<Splits> {
+    load_with(spec, data_dir_flag, &Transform::default())
+}
+
+/// `load` with the image-folder transform; for fixed-shape datasets the transform must match.
+pub fn load_with(spec: &str, data_dir_flag: Option<&Path>, t: &Transform) -> Result<Splits> {
+    let p = Path::new(spec);
+    if p.is_dir() && cifar::find(p).is_none() {
+        return folder::load(p, t.image_size, t.channels, crate::util::user_cache_dir().as_deref());
+    }
+    let splits = load_fixed(spec, data_dir_flag)?;
+    let s = splits.train.shape;
+    if t.image_size.is_some_and(|z| z != s.height || z != s.width) || t.channels.is_some_and(|c| c != s.channels) {
+        bail!(
+            "--image-size/--channels resize image folders only; dataset '{spec}' has fixed {}×{}×{} images",
+            s.channels,
+            s.height,
+            s.width
+        );
+    }
+    Ok(splits)
+}
+
+fn load_fixed(spec: &str, data_dir_flag: Option<&Path>) -> Result<Splits> {
     let dir = data_dir(data_dir_flag);
     match spec {
+        "cifar10" => {
+            let Some(d) = cifar::find(&dir.join("cifar10")) else {
+                bail!(
+                    "dataset 'cifar10' not found: no {}/cifar10/data_batch_1.bin (or cifar-10-batches-bin/ inside it). \
+                     Download the binary version (cifar-10-binary.tar.gz) from https://www.cs.toronto.edu/~kriz/cifar.html \
+                     and extract it there",
+                    dir.display()
+                );
+            };
+            cifar::load(&d)
+        }
         "mnist" | "fashion-mnist" => {
             let d = dir.join(spec);
             let train_img = find_gz(&d, "train-images-idx3-ubyte");
@@ -253,8 +297,8 @@ pub fn load(spec: &str, data_dir_flag: Option<&Path>) -> Result<Splits> {
                     NAMES.join(", ")
                 );
             }
-            if p.is_dir() {
-                bail!("dataset '{path}' is a directory; image folders are not supported yet — give an IDX images file");
+            if let Some(d) = p.is_dir().then(|| cifar::find(p)).flatten() {
+                return cifar::load(&d);
             }
             let full = load_idx_pair(p)?;
             // A train-* file with a t10k-* sibling gets that as its test set; otherwise hold out 10 %.
