@@ -3,7 +3,7 @@
 
 use crate::backend::DeviceChoice;
 use crate::data::Binarize;
-use crate::models::{DecoderKind, ModelKind, ModelSpec, Prior};
+use crate::models::{Arch, DecoderKind, ModelKind, ModelSpec, Prior};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -64,6 +64,9 @@ pub struct Options {
     /// Prior of the adversarial autoencoder.
     #[arg(long, value_enum)]
     pub prior: Option<Prior>,
+    /// Encoder/decoder bodies of the VAE family: mlp, or conv (strided convolutions).
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
     /// Image-folder datasets: side of the square images after resize + centre crop [default: 32].
     #[arg(long)]
     pub image_size: Option<usize>,
@@ -115,6 +118,7 @@ impl Options {
             d_steps: self.d_steps.or(base.d_steps),
             label_smoothing: self.label_smoothing.or(base.label_smoothing),
             prior: self.prior.or(base.prior),
+            arch: self.arch.or(base.arch),
             image_size: self.image_size.or(base.image_size),
             channels: self.channels.or(base.channels),
             checkpoint_every: self.checkpoint_every.or(base.checkpoint_every),
@@ -149,6 +153,8 @@ pub struct RunConfig {
     pub label_smoothing: f64,
     #[serde(default)]
     pub prior: Prior,
+    #[serde(default)]
+    pub arch: Arch,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +204,7 @@ impl RunConfig {
             d_steps: opts.d_steps.unwrap_or(1),
             label_smoothing: opts.label_smoothing.unwrap_or(0.0),
             prior: opts.prior.unwrap_or_default(),
+            arch: opts.arch.unwrap_or_default(),
             image_size: opts.image_size,
             channels: opts.channels,
             checkpoint_every: opts.checkpoint_every.unwrap_or(default_checkpoint_every()),

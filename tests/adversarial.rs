@@ -25,6 +25,7 @@ fn spec(kind: ModelKind, shape: ImageShape) -> ModelSpec {
         decoder_sigma: None,
         beta: 1.0,
         prior: Prior::Gaussian,
+        arch: Default::default(),
     }
 }
 

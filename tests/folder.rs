@@ -97,40 +97,28 @@ fn dcgan_and_vae_train_on_32x32_rgb_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("shapes");
     render_shapes(&root, 20);
-    for model in ["dcgan", "vae"] {
-        let run = dir.path().join(model);
+    for (name, model, arch) in [("dcgan", "dcgan", "mlp"), ("vae", "vae", "mlp"), ("conv-vae", "vae", "conv")] {
+        let run = dir.path().join(name);
         let r = run.to_str().unwrap();
-        let (ok, _, err) = cli(
-            &[
-                "train",
-                model,
-                "--dataset",
-                root.to_str().unwrap(),
-                "--image-size",
-                "32",
-                "--channels",
-                "3",
-                "--max-steps",
-                "6",
-                "--batch-size",
-                "16",
-                "--out",
-                r,
-            ],
-            dir.path(),
-        );
-        assert!(ok, "{model}: {err}");
+        let mut args =
+            vec!["train", model, "--dataset", root.to_str().unwrap(), "--image-size", "32", "--channels", "3"];
+        args.extend(["--max-steps", "6", "--batch-size", "16", "--out", r]);
+        if model == "vae" {
+            args.extend(["--arch", arch]);
+        }
+        let (ok, _, err) = cli(&args, dir.path());
+        assert!(ok, "{name}: {err}");
         let png = image::open(run.join("final/samples.png")).unwrap().to_rgb8();
         // Colour grid: some pixel has differing channels.
-        assert!(png.pixels().any(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2]), "{model}: grid is grey");
-        let npy = dir.path().join(format!("{model}.npy"));
+        assert!(png.pixels().any(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2]), "{name}: grid is grey");
+        let npy = dir.path().join(format!("{name}.npy"));
         let (ok, _, err) = cli(&["sample", r, "--n", "4", "--out", npy.to_str().unwrap()], dir.path());
         assert!(ok, "{err}");
         let (dims, _) = latentlab::viz::grid::read_npy(&npy).unwrap();
         assert_eq!(dims, vec![4, 3, 32, 32]);
         // The run remembers its transform: resume reloads the folder the same way.
         let (ok, _, err) = cli(&["resume", r, "--max-steps", "8"], dir.path());
-        assert!(ok, "{model} resume: {err}");
+        assert!(ok, "{name} resume: {err}");
     }
 }
 
@@ -171,4 +159,26 @@ fn cifar10_binary_batches_load_and_bad_ones_are_named() {
     assert!(e.contains("record 1") && e.contains("label 12"), "{e}");
     let e = data::load("cifar10", Some(&dir.path().join("nowhere"))).unwrap_err().to_string();
     assert!(e.contains("cifar10") && e.contains("cifar-10-binary.tar.gz"), "{e}");
+}
+
+#[test]
+fn conv_vae_learns_and_is_refused_where_it_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("cv");
+    let (ok, _, err) = cli(
+        &["train", "vae", "--arch", "conv", "--dataset", "digits", "--epochs", "4", "--out", run.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let epochs: Vec<f64> = latentlab::train::log::read(&run.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "epoch")
+        .map(|m| m["test"]["loss"].as_f64().unwrap())
+        .collect();
+    assert!(epochs[3] < epochs[0] - 1.0, "conv VAE test loss did not fall: {epochs:?}");
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("arch = \"conv\""), "{cfg}");
+    let (ok, _, err) = cli(&["train", "gan", "--arch", "conv", "--dataset", "digits", "--max-steps", "1"], dir.path());
+    assert!(!ok && err.contains("--arch conv applies to vae and cvae"), "{err}");
 }

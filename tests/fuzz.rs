@@ -71,6 +71,7 @@ fn valid_checkpoint() -> Vec<u8> {
         decoder_sigma: None,
         beta: 1.0,
         prior: Default::default(),
+        arch: Default::default(),
     };
     Checkpoint {
         meta: Meta {

@@ -94,6 +94,18 @@ pub enum DecoderKind {
     Gaussian,
 }
 
+/// Encoder/decoder bodies of the VAE family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// Fully connected layers on the flattened image.
+    #[default]
+    Mlp,
+    /// Two strided convolutions before the MLP encoder, two transposed ones after the MLP decoder
+    /// (images with height and width divisible by 4, any channel count).
+    Conv,
+}
+
 /// Everything needed to rebuild a model's architecture (stored in the run config).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
@@ -107,6 +119,8 @@ pub struct ModelSpec {
     pub beta: f64,
     #[serde(default)]
     pub prior: Prior,
+    #[serde(default)]
+    pub arch: Arch,
 }
 
 /// Named scalar losses of one step; `total` is what is minimised.
@@ -256,6 +270,18 @@ impl ModelSpec {
                 self.shape.width
             );
         }
+        if self.arch == Arch::Conv {
+            if !matches!(self.kind, ModelKind::Vae | ModelKind::Cvae) {
+                bail!("--arch conv applies to vae and cvae (dcgan is convolutional already)");
+            }
+            if !self.shape.height.is_multiple_of(4) || !self.shape.width.is_multiple_of(4) || self.shape.height < 4 {
+                bail!(
+                    "--arch conv needs image height and width divisible by 4, but the dataset's images are {}×{}",
+                    self.shape.height,
+                    self.shape.width
+                );
+            }
+        }
         if let Some(s) = self.decoder_sigma
             && !(s.is_finite() && s > 0.0)
         {
@@ -339,6 +365,7 @@ mod tests {
             decoder_sigma: None,
             beta: 1.0,
             prior: Prior::Gaussian,
+            arch: Arch::Mlp,
         }
     }
 

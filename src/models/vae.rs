@@ -4,15 +4,102 @@
 //! encoder and decoder also see a one-hot condition: that is the CVAE (see `cvae.rs`).
 
 use super::blocks::{Mlp, bernoulli_nll, gaussian_nll, kl_std_normal, linear};
-use super::{DecoderKind, Losses, ModelSpec};
+use super::{Arch, DecoderKind, Losses, ModelSpec};
 use burn::module::{Module, Param};
-use burn::nn::Linear;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 /// log σ² is clamped to this range: exp() of the log-variance can neither overflow nor vanish.
 pub const LOGVAR_RANGE: (f64, f64) = (-12.0, 8.0);
+
+/// Channels of the two convolutional stages (`--arch conv`).
+const CONV_CH: [usize; 2] = [32, 64];
+
+/// U(−1/√fan_in, 1/√fan_in) weights from the run's stream, as `blocks::linear` does.
+fn init_uniform(shape: [usize; 4], fan_in: usize, rng: &mut ChaCha8Rng, device: &Device) -> Param<Tensor<4>> {
+    let k = 1.0 / (fan_in as f32).sqrt();
+    let v: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.random_range(-k..k)).collect();
+    Param::from_data(TensorData::new(v, shape), device)
+}
+
+fn bias(n: usize, fan_in: usize, rng: &mut ChaCha8Rng, device: &Device) -> Option<Param<Tensor<1>>> {
+    let k = 1.0 / (fan_in as f32).sqrt();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-k..k)).collect();
+    Some(Param::from_data(TensorData::new(v, [n]), device))
+}
+
+/// C×H×W → 64×H/4×W/4 with two Conv(4, stride 2, pad 1) + ReLU.
+#[derive(Module, Debug)]
+pub struct ConvEncoder {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// 64×H/4×W/4 → C×H×W logits with two ConvTranspose(4, stride 2, pad 1), ReLU between.
+#[derive(Module, Debug)]
+pub struct ConvDecoder {
+    pub up1: ConvTranspose2d,
+    pub up2: ConvTranspose2d,
+    pub h4: usize,
+    pub w4: usize,
+}
+
+impl ConvEncoder {
+    fn new(c: usize, h: usize, w: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let conv = |cin: usize, cout: usize, rng: &mut ChaCha8Rng| {
+            let mut l = Conv2dConfig::new([cin, cout], [4, 4])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device);
+            l.weight = init_uniform([cout, cin, 4, 4], cin * 16, rng, device);
+            l.bias = bias(cout, cin * 16, rng, device);
+            l
+        };
+        ConvEncoder {
+            conv1: conv(c, CONV_CH[0], rng),
+            conv2: conv(CONV_CH[0], CONV_CH[1], rng),
+            channels: c,
+            height: h,
+            width: w,
+        }
+    }
+    fn out_len(&self) -> usize {
+        CONV_CH[1] * (self.height / 4) * (self.width / 4)
+    }
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let b = x.dims()[0];
+        let x = x.reshape([b, self.channels, self.height, self.width]);
+        let x = relu(self.conv2.forward(relu(self.conv1.forward(x))));
+        x.reshape([b, self.out_len()])
+    }
+}
+
+impl ConvDecoder {
+    fn new(c: usize, h: usize, w: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let up = |cin: usize, cout: usize, rng: &mut ChaCha8Rng| {
+            let mut l =
+                ConvTranspose2dConfig::new([cin, cout], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device);
+            l.weight = init_uniform([cin, cout, 4, 4], cout * 16, rng, device);
+            l.bias = bias(cout, cout * 16, rng, device);
+            l
+        };
+        ConvDecoder { up1: up(CONV_CH[1], CONV_CH[0], rng), up2: up(CONV_CH[0], c, rng), h4: h / 4, w4: w / 4 }
+    }
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let b = x.dims()[0];
+        let x = relu(x).reshape([b, CONV_CH[1], self.h4, self.w4]);
+        let x = self.up2.forward(relu(self.up1.forward(x)));
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c * h * w])
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct Vae {
@@ -23,11 +110,23 @@ pub struct Vae {
     /// log σ of the Gaussian decoder (learned unless the spec fixes σ; unused for Bernoulli).
     pub log_sigma: Param<Tensor<1>>,
     pub cond_dim: usize,
+    /// `--arch conv`: convolutions before the encoder MLP and after the decoder MLP.
+    pub conv_enc: Option<ConvEncoder>,
+    pub conv_dec: Option<ConvDecoder>,
 }
 
 impl Vae {
     pub fn new(spec: &ModelSpec, cond_dim: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
-        let d = spec.shape.len();
+        let s = spec.shape;
+        let (conv_enc, conv_dec) = match spec.arch {
+            Arch::Mlp => (None, None),
+            Arch::Conv => (
+                Some(ConvEncoder::new(s.channels, s.height, s.width, rng, device)),
+                Some(ConvDecoder::new(s.channels, s.height, s.width, rng, device)),
+            ),
+        };
+        // The MLPs see the conv features instead of pixels when there are convolutions.
+        let d = conv_enc.as_ref().map_or(s.len(), ConvEncoder::out_len);
         let h = &spec.hidden;
         let last = *h.last().unwrap_or(&d);
         let mut enc = vec![d + cond_dim];
@@ -43,6 +142,8 @@ impl Vae {
             decoder: Mlp::new(&dec, rng, device),
             log_sigma: Param::from_tensor(Tensor::from_floats([init_ls], device)),
             cond_dim,
+            conv_enc,
+            conv_dec,
         }
     }
 
@@ -55,6 +156,10 @@ impl Vae {
 
     /// q(z|x): (μ, log σ²).
     pub fn encode(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> (Tensor<2>, Tensor<2>) {
+        let x = match &self.conv_enc {
+            Some(c) => c.forward(x),
+            None => x,
+        };
         let h = relu(self.encoder.forward(self.with_cond(x, cond)));
         let (lo, hi) = LOGVAR_RANGE;
         (self.mu.forward(h.clone()), self.logvar.forward(h).clamp(lo, hi))
@@ -62,7 +167,11 @@ impl Vae {
 
     /// Decoder output before the output non-linearity (Bernoulli logits, or Gaussian pre-mean).
     pub fn decode_raw(&self, z: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
-        self.decoder.forward(self.with_cond(z, cond))
+        let h = self.decoder.forward(self.with_cond(z, cond));
+        match &self.conv_dec {
+            Some(c) => c.forward(h),
+            None => h,
+        }
     }
 
     /// Mean image in [0,1].

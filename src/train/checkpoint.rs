@@ -136,6 +136,7 @@ mod tests {
                     decoder_sigma: None,
                     beta: 1.0,
                     prior: crate::models::Prior::Gaussian,
+                    arch: Default::default(),
                 },
                 class_names: vec![],
                 latentlab_version: "x".into(),

@@ -32,6 +32,7 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits) -> ModelSpec {
         decoder_sigma: cfg.decoder_sigma,
         beta: cfg.beta,
         prior: cfg.prior,
+        arch: cfg.arch,
     }
 }
 
