@@ -1,5 +1,5 @@
 //! Hostile inputs: every reader of outside files (IDX, gzip, digits CSV, .npy, run configs,
-//! checkpoints, feature networks) ends in a named error — never a panic, never an allocation the
+//! checkpoints, feature networks, images of a dataset folder) ends in a named error — never a panic, never an allocation the
 //! file's own size does not justify. A hand-made corpus (tests/corpus/) plus property-based
 //! mutation of valid files (proptest; failures are kept in proptest-regressions/).
 
@@ -36,6 +36,7 @@ fn read_with_its_reader(path: &Path) -> Option<String> {
         "npy" => err(latentlab::viz::grid::read_npy(path).map(|_| ())),
         "digits" => err(digits::read(path).map(|_| ())),
         "feat" => err(latentlab::eval::features::load(path, &burn::prelude::Device::flex()).map(|_| ())),
+        "img" => err(latentlab::data::folder::decode(path, 32, 3).map(|_| ())),
         other => panic!("corpus file {name}: unknown kind '{other}'"),
     }
 }
@@ -43,7 +44,7 @@ fn read_with_its_reader(path: &Path) -> Option<String> {
 #[test]
 fn every_corpus_file_is_a_named_error() {
     let files = corpus();
-    assert!(files.len() >= 40, "corpus has only {} files", files.len());
+    assert!(files.len() >= 47, "corpus has only {} files", files.len());
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let r = std::panic::catch_unwind(|| read_with_its_reader(f));
@@ -162,6 +163,19 @@ proptest! {
         if let Err(e) = RunConfig::from_toml(&text, Path::new("run/config.toml")) {
             let msg = format!("{:#}", e);
             prop_assert!(msg.contains("config.toml"), "{}", msg);
+        }
+    }
+
+    #[test]
+    fn mutated_png_images_decode_or_fail_cleanly(ops in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..4)) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.png");
+        let img = image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8 * 20, y as u8 * 20, 7]));
+        img.save(&p).unwrap();
+        let b = mutate(std::fs::read(&p).unwrap(), &ops);
+        std::fs::write(&p, b).unwrap();
+        if let Ok(v) = latentlab::data::folder::decode(&p, 8, 3) {
+            prop_assert_eq!(v.len(), 3 * 8 * 8);
         }
     }
 
