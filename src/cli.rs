@@ -733,6 +733,8 @@ fn ensure_trained(
         seed: Some(seed),
         epochs: quick.then_some(if kind == ModelKind::Dcgan { 1 } else { 5 }),
         max_steps: (quick && kind == ModelKind::Dcgan).then_some(400),
+        // Enough logged points in a short run to judge loss oscillation.
+        log_every: quick.then_some(10),
         ..Default::default()
     };
     train(TrainArgs { model: kind, out: Some(path.to_path_buf()), config: None, opts })

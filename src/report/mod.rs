@@ -117,8 +117,15 @@ fn training(metrics: &[Value], summary: &Value, loss_name: &str) -> Training {
     let window = &steps[steps.len() - steps.len() / 3..];
     let vals: Vec<f64> = window.iter().filter_map(|m| m["train"][loss_name].as_f64()).collect();
     let loss_cv = detrended_cv(&vals);
+    // D(x), D(G(z)): the last epoch's training means, or for a run shorter than an epoch the mean
+    // of the logged steps in the window.
     let last_epoch = metrics.iter().rev().find(|m| m["kind"] == "epoch");
-    let d = |k: &str| last_epoch.and_then(|m| m["train"][k].as_f64());
+    let d = |k: &str| {
+        last_epoch.and_then(|m| m["train"][k].as_f64()).or_else(|| {
+            let v: Vec<f64> = window.iter().filter_map(|m| m["train"][k].as_f64()).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        })
+    };
     Training {
         epochs: summary["epochs"].as_u64().unwrap_or(0),
         steps: summary["steps"].as_u64().unwrap_or(0),

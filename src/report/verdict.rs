@@ -244,6 +244,13 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
     // 2. The game does not settle at ½.
     let gaps: Vec<f64> = gan.iter().filter_map(|r| d_gap(&r.training)).collect();
     let off = gaps.iter().any(|&g| g > D_GAP);
+    let settle_verdict = if gaps.is_empty() {
+        "not measurable"
+    } else if off {
+        "holds"
+    } else {
+        "does not hold"
+    };
     push(
         "GAN training is unstable: D(x) and D(G(z)) do not settle at ½",
         "no discriminator".into(),
@@ -251,9 +258,9 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
             .map(|r| format!("D(x) {}, D(G(z)) {}", f(r.training.d_real, 2), f(r.training.d_fake, 2)))
             .collect::<Vec<_>>()
             .join("; "),
-        if off { "holds" } else { "does not hold" },
+        settle_verdict,
         format!(
-            "largest |D(x) − D(G(z))| on the last epoch is {} (threshold {D_GAP})",
+            "largest |D(x) − D(G(z))| at the end of training is {} (threshold {D_GAP})",
             f(gaps.iter().cloned().fold(None, |a: Option<f64>, g| Some(a.map_or(g, |a| a.max(g)))), 2)
         ),
     );
@@ -438,8 +445,17 @@ mod tests {
         for (i, claim) in c.iter().enumerate().take(6) {
             assert_eq!(claim.verdict, "does not hold", "claim {i}: {claim:#?}");
         }
+        // Without D outputs the equilibrium claim cannot be judged.
+        let mut quiet = gan_run_without_d();
+        quiet.training.d_real = None;
+        let c = judge_claims(&[vae.clone(), quiet]);
+        assert_eq!(c[1].verdict, "not measurable");
         // One family alone cannot test a comparison.
         assert!(judge_claims(&[vae]).iter().all(|c| c.verdict == "not measurable"));
+    }
+
+    fn gan_run_without_d() -> RunReport {
+        run(ModelKind::Dcgan, training(0.01, None), eval(50.0, 0.4, 0.9, 10, 0.0, 0.7, None))
     }
 
     #[test]
