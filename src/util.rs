@@ -38,12 +38,71 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// latentlab's binary container (checkpoints, feature networks, decoded-folder caches): 8 magic
+/// bytes, then each section as a little-endian u64 length and its bytes, then the sha256 of
+/// everything before it — so truncation and corruption are always detected.
+pub fn frame(magic: &[u8; 8], sections: &[&[u8]]) -> Vec<u8> {
+    use sha2::Digest;
+    let total: usize = sections.iter().map(|s| 8 + s.len()).sum();
+    let mut out = Vec::with_capacity(8 + total + 32);
+    out.extend_from_slice(magic);
+    for sec in sections {
+        out.extend_from_slice(&(sec.len() as u64).to_le_bytes());
+        out.extend_from_slice(sec);
+    }
+    let digest = sha2::Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// The sections of a `frame`d file, one per name in `names`; errors say which part is wrong.
+/// `what` names the kind of file for the bad-magic message (e.g. "checkpoint").
+pub fn unframe<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    what: &str,
+    names: &[&str],
+) -> std::result::Result<Vec<&'a [u8]>, String> {
+    use sha2::Digest;
+    if bytes.len() < 8 + 8 * names.len() + 32 || &bytes[..8] != magic {
+        return Err(format!("not a latentlab {what} (bad magic or too short)"));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 32);
+    if sha2::Sha256::digest(body)[..] != sum[..] {
+        return Err("checksum mismatch: the file is truncated or corrupted".into());
+    }
+    let mut pos = 8;
+    let mut secs = Vec::with_capacity(names.len());
+    for name in names {
+        if pos + 8 > body.len() {
+            return Err(format!("{name} section header past end of file"));
+        }
+        let len = u64::from_le_bytes(body[pos..pos + 8].try_into().expect("8 bytes"));
+        pos += 8;
+        if len > (body.len() - pos) as u64 {
+            return Err(format!("{name} section claims {len} bytes, only {} remain", body.len() - pos));
+        }
+        secs.push(&body[pos..pos + len as usize]);
+        pos += len as usize;
+    }
+    Ok(secs)
+}
+
 /// Fault injection for the robustness tests: `LATENTLAB_FAULT` is a comma-separated list of
 /// faults to simulate — `enospc` (every atomic write fails with "No space left on device"),
 /// `slow-write` (a pause before each rename), `nan-at-step-N` (the loss of step N is NaN, once per
-/// process). Unset in normal use; read on each call, so it costs nothing when absent.
+/// process). Unset in normal use; read once per process.
 pub fn fault(name: &str) -> bool {
-    std::env::var("LATENTLAB_FAULT").is_ok_and(|v| v.split(',').any(|f| f.trim() == name))
+    // Read once: `fault` is consulted on every training step.
+    static FAULTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    FAULTS
+        .get_or_init(|| {
+            std::env::var("LATENTLAB_FAULT")
+                .map(|v| v.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect())
+                .unwrap_or_default()
+        })
+        .iter()
+        .any(|f| f == name)
 }
 
 /// Set by the Ctrl-C handler; the training loop saves a checkpoint and stops at the next step.

@@ -205,14 +205,6 @@ fn bad_sample_files_are_named_errors() {
     assert!(!ok && err.contains("nothing to evaluate"), "{err}");
 }
 
-/// The CLI with the test binary's feature-network cache.
 fn cli_cached(args: &[&str], cwd: &Path) -> (bool, String, String) {
-    let out = std::process::Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .env("LATENTLAB_DATA", shared_data())
-        .env("LATENTLAB_CACHE", cache())
-        .output()
-        .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    cli_env(args, cwd, &[("LATENTLAB_CACHE", &cache())])
 }

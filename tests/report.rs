@@ -12,14 +12,7 @@ fn cache() -> PathBuf {
 }
 
 fn cli_cached(args: &[&str], cwd: &Path) -> (bool, String, String) {
-    let out = std::process::Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .env("LATENTLAB_DATA", shared_data())
-        .env("LATENTLAB_CACHE", cache())
-        .output()
-        .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    cli_env(args, cwd, &[("LATENTLAB_CACHE", &cache())])
 }
 
 /// Chromium from $LATENTLAB_CHROMIUM or the usual names; None only when LATENTLAB_SKIP_BROWSER=1.

@@ -173,33 +173,13 @@ fn cache_key(files: &[PathBuf], size: usize, channels: usize) -> Result<String> 
 
 fn encode_cache(meta: &CacheMeta, images: &[u8], labels: Option<&[u8]>) -> Vec<u8> {
     let meta = serde_json::to_vec(meta).expect("meta serialises");
-    let mut out = MAGIC.to_vec();
-    for sec in [&meta[..], images, labels.unwrap_or(&[])] {
-        out.extend_from_slice(&(sec.len() as u64).to_le_bytes());
-        out.extend_from_slice(sec);
-    }
-    let d = Sha256::digest(&out);
-    out.extend_from_slice(&d);
-    out
+    crate::util::frame(MAGIC, &[&meta, images, labels.unwrap_or(&[])])
 }
 
 fn read_cache(path: &Path, shape: ImageShape) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     let b = std::fs::read(path)?;
-    if b.len() < 8 + 24 + 32 || &b[..8] != MAGIC {
-        bail!("bad cache file");
-    }
-    let (body, sum) = b.split_at(b.len() - 32);
-    if Sha256::digest(body)[..] != sum[..] {
-        bail!("cache checksum mismatch");
-    }
-    let mut pos = 8;
-    let mut secs = Vec::new();
-    for _ in 0..3 {
-        let len = u64::from_le_bytes(body.get(pos..pos + 8).context("short cache")?.try_into()?) as usize;
-        pos += 8;
-        secs.push(body.get(pos..pos.checked_add(len).context("bad length")?).context("short cache")?);
-        pos += len;
-    }
+    let secs =
+        crate::util::unframe(&b, MAGIC, "image cache", &["meta", "images", "labels"]).map_err(anyhow::Error::msg)?;
     let meta: CacheMeta = serde_json::from_slice(secs[0])?;
     if meta.shape != shape || secs[1].len() != meta.n * shape.len() {
         bail!("cache does not match");

@@ -1,7 +1,7 @@
 //! `latentlab eval`: run every applicable metric on a run (or on a sample file) and write
 //! `eval.json` — each value beside the protocol that produced it.
 
-use super::features::{Embedding, Features, argmax_rows, unit};
+use super::features::{Embedding, Features, unit};
 use super::{coverage, fid, kid, knn, likelihood, prd, sharpness, stats};
 use crate::data::{Binarize, Dataset, ImageShape, Loader, Range, Splits};
 use crate::models::{Model, ModelKind};
@@ -485,7 +485,6 @@ pub fn latent_diagnostics(model: &Model, data: &Splits, feats: &Features, seed: 
     };
     let prior_conf = conf(&feats.embed(&imgs)?);
     let real_conf = conf(&feats.embed_dataset(&test)?);
-    let _ = argmax_rows;
     Ok(json!({
         "axes": axes,
         "prior": format!("{:?}", model.spec.prior).to_lowercase(),

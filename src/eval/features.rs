@@ -183,17 +183,11 @@ impl Recipe {
 /// when set, `<data-dir>/features/` (beside the data it was trained on), then the user cache
 /// (`$XDG_CACHE_HOME/latentlab` or `~/.cache/latentlab`) for a read-only data folder.
 pub fn cache_dirs(data_dir: &Path) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(c) = std::env::var_os("LATENTLAB_CACHE").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(c).join("features"));
-    }
-    dirs.push(data_dir.join("features"));
-    if let Some(c) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(c).join("latentlab/features"));
-    } else if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(h).join(".cache/latentlab/features"));
-    }
-    dirs
+    let user = crate::util::user_cache_dir().map(|d| d.join("features"));
+    let explicit = std::env::var_os("LATENTLAB_CACHE").is_some_and(|v| !v.is_empty());
+    let beside_data = Some(data_dir.join("features"));
+    let order = if explicit { [user, beside_data] } else { [beside_data, user] };
+    order.into_iter().flatten().collect()
 }
 
 fn file_name(splits: &Splits) -> String {
@@ -253,42 +247,14 @@ pub fn load_or_train(splits: &Splits, data_dir: &Path, force: bool, verbose: boo
 fn encode(net: &FeatureNet, meta: &FeatureMeta) -> Result<Vec<u8>> {
     let weights =
         net.clone().into_record().into_bytes().map_err(|e| anyhow::anyhow!("cannot serialise weights: {e:?}"))?;
-    let meta = serde_json::to_vec(meta)?;
-    let mut out = MAGIC.to_vec();
-    for sec in [&meta[..], &weights[..]] {
-        out.extend_from_slice(&(sec.len() as u64).to_le_bytes());
-        out.extend_from_slice(sec);
-    }
-    let digest = Sha256::digest(&out);
-    out.extend_from_slice(&digest);
-    Ok(out)
+    Ok(crate::util::frame(MAGIC, &[&serde_json::to_vec(meta)?, &weights]))
 }
 
 /// Load a cached network; every structural problem is a named error.
 pub fn load(path: &Path, device: &Device) -> Result<Features> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let bad = |why: &str| anyhow::anyhow!("feature network {}: {why}", path.display());
-    if bytes.len() < 8 + 16 + 32 || &bytes[..8] != MAGIC {
-        return Err(bad("not a latentlab feature network (bad magic or too short)"));
-    }
-    let (body, sum) = bytes.split_at(bytes.len() - 32);
-    if Sha256::digest(body)[..] != sum[..] {
-        return Err(bad("checksum mismatch: the file is truncated or corrupted"));
-    }
-    let mut pos = 8;
-    let mut secs = Vec::new();
-    for _ in 0..2 {
-        if pos + 8 > body.len() {
-            return Err(bad("section header past end of file"));
-        }
-        let len = u64::from_le_bytes(body[pos..pos + 8].try_into().expect("8 bytes"));
-        pos += 8;
-        if len > (body.len() - pos) as u64 {
-            return Err(bad("section longer than the file"));
-        }
-        secs.push(&body[pos..pos + len as usize]);
-        pos += len as usize;
-    }
+    let secs = crate::util::unframe(&bytes, MAGIC, "feature network", &["meta", "weights"]).map_err(|e| bad(&e))?;
     let meta: FeatureMeta = serde_json::from_slice(secs[0]).map_err(|e| bad(&format!("meta: {e}")))?;
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(secs[1].to_vec()))
         .map_err(|e| bad(&format!("weights unreadable: {e:?}")))?;

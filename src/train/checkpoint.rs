@@ -7,7 +7,6 @@
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"LLCKPT01";
@@ -59,39 +58,11 @@ pub struct Checkpoint {
 impl Checkpoint {
     pub fn encode(&self) -> Vec<u8> {
         let meta = serde_json::to_vec(&self.meta).expect("meta serialises");
-        let mut out = Vec::with_capacity(8 + 24 + meta.len() + self.model.len() + self.optim.len() + 32);
-        out.extend_from_slice(MAGIC);
-        for sec in [&meta[..], &self.model[..], &self.optim[..]] {
-            out.extend_from_slice(&(sec.len() as u64).to_le_bytes());
-            out.extend_from_slice(sec);
-        }
-        let digest = Sha256::digest(&out);
-        out.extend_from_slice(&digest);
-        out
+        crate::util::frame(MAGIC, &[&meta, &self.model, &self.optim])
     }
 
     pub fn decode(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
-        if bytes.len() < 8 + 24 + 32 || &bytes[..8] != MAGIC {
-            return Err("not a latentlab checkpoint (bad magic or too short)".into());
-        }
-        let (body, sum) = bytes.split_at(bytes.len() - 32);
-        if Sha256::digest(body)[..] != sum[..] {
-            return Err("checksum mismatch: the file is truncated or corrupted".into());
-        }
-        let mut pos = 8;
-        let mut secs = Vec::new();
-        for name in ["meta", "model", "optimiser"] {
-            if pos + 8 > body.len() {
-                return Err(format!("{name} section header past end of file"));
-            }
-            let len = u64::from_le_bytes(body[pos..pos + 8].try_into().unwrap());
-            pos += 8;
-            if len > (body.len() - pos) as u64 {
-                return Err(format!("{name} section claims {len} bytes, only {} remain", body.len() - pos));
-            }
-            secs.push(&body[pos..pos + len as usize]);
-            pos += len as usize;
-        }
+        let secs = crate::util::unframe(bytes, MAGIC, "checkpoint", &["meta", "model", "optimiser"])?;
         let meta: Meta = serde_json::from_slice(secs[0]).map_err(|e| format!("meta section: {e}"))?;
         Ok(Checkpoint { meta, model: secs[1].to_vec(), optim: secs[2].to_vec() })
     }

@@ -32,10 +32,16 @@ pub fn bin() -> &'static str {
 
 /// Run the CLI; returns (success, stdout, stderr).
 pub fn cli(args: &[&str], cwd: &Path) -> (bool, String, String) {
+    cli_env(args, cwd, &[])
+}
+
+/// `cli` with extra environment variables (e.g. a test's own LATENTLAB_CACHE).
+pub fn cli_env(args: &[&str], cwd: &Path, env: &[(&str, &Path)]) -> (bool, String, String) {
     let out = std::process::Command::new(bin())
         .args(args)
         .current_dir(cwd)
         .env("LATENTLAB_DATA", shared_data())
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
