@@ -47,11 +47,45 @@ pub enum Command {
         #[command(subcommand)]
         command: FeaturesCommand,
     },
+    /// Training throughput of the models on this machine: samples/s, GFLOP/s, % of peak, threads,
+    /// cores busy (real MNIST batches, warm-up then the median step).
+    Bench(BenchArgs),
     /// Dataset management.
     Data {
         #[command(subcommand)]
         command: DataCommand,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Models to measure [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub model: Vec<crate::bench::BenchModel>,
+    /// Batch size for every model [default: mlp-vae 128, dcgan 64].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Timed steps per model (the median is reported).
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    /// Untimed steps first (allocator, caches, lazy initialisation).
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Worker threads [default: RAYON_NUM_THREADS, else one per core].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+    /// Folder holding mnist/ [default: $LATENTLAB_DATA, else ./data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// One JSON object per model per line instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// A Python interpreter with torch: run the same steps in PyTorch afterwards (same batches,
+    /// steps and threads) and add its samples/s and the ratio.
+    #[arg(long)]
+    pub pytorch: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -327,6 +361,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Bench(a) => bench(a),
         Command::Data { command: DataCommand::Fetch { name, data_dir, base_url } } => {
             let dir = data::data_dir(data_dir.as_deref());
             for p in data::fetch::fetch(&name, &dir, base_url.as_deref())? {
@@ -335,6 +370,37 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    if let Some(n) = a.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("--threads {n}: cannot size the worker pool: {e}"))?;
+    }
+    let models = if a.model.is_empty() { crate::bench::BenchModel::ALL.to_vec() } else { a.model };
+    let opts = crate::bench::BenchOptions {
+        models,
+        batch: a.batch,
+        warmup: a.warmup,
+        steps: a.steps,
+        device: a.device,
+        data_dir: a.data_dir,
+        pytorch: a.pytorch,
+    };
+    let rows = crate::bench::run(&opts)?;
+    if a.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", crate::bench::table(&rows));
+    }
+    Ok(())
 }
 
 fn train(a: TrainArgs) -> Result<()> {

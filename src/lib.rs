@@ -5,6 +5,7 @@
 //! `run` ties a run folder together; `cli` is the command-line surface.
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

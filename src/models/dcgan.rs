@@ -4,13 +4,14 @@
 //! G: Linear → 128×(H/4)×(W/4) → BN → ReLU → ConvT(128→64, 4, 2, 1) → BN → ReLU → ConvT(64→C, 4, 2, 1) → tanh
 //! D: Conv(C→64, 4, 2, 1) → LReLU → Conv(64→128, 4, 2, 1) → BN → LReLU → Linear → logit
 
+use super::blocks::leaky_relu;
 use super::blocks::linear;
 use crate::data::ImageShape;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, relu, tanh};
+use burn::tensor::activation::{relu, tanh};
 use rand_chacha::ChaCha8Rng;
 
 const G_CH: usize = 128;

@@ -2,11 +2,12 @@
 //! a logit. With `cond_dim > 0` both also take the one-hot label (the conditional GAN of Mirza &
 //! Osindero 2014, see `cgan.rs`). The training step lives in `train/adversarial.rs`.
 
+use super::blocks::leaky_relu;
 use super::blocks::linear;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, tanh};
+use burn::tensor::activation::tanh;
 use rand_chacha::ChaCha8Rng;
 
 /// Widths of the MLP generator's hidden layers (z → 256 → 512 → 1024 → image).
