@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Range;
 use blocks::one_hot;
-use burn::tensor::activation::{sigmoid, softplus};
+use blocks::softplus;
+use burn::tensor::activation::sigmoid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -213,8 +214,8 @@ impl Net {
                 let cond = self.cond(spec, labels, &device);
                 let lr = m.discriminate(x, cond.clone());
                 let lf = m.discriminate(m.generate(eps, cond.clone()), cond);
-                let d_loss = softplus(lr.clone().neg(), 1.0).mean() + softplus(lf.clone(), 1.0).mean();
-                let g_loss = softplus(lf.clone().neg(), 1.0).mean();
+                let d_loss = softplus(lr.clone().neg()).mean() + softplus(lf.clone()).mean();
+                let g_loss = softplus(lf.clone().neg()).mean();
                 Losses {
                     total: d_loss,
                     terms: vec![("g_loss", g_loss), ("d_real", sigmoid(lr).mean()), ("d_fake", sigmoid(lf).mean())],

@@ -4,6 +4,7 @@
 
 use crate::config::RunConfig;
 use crate::models::aae::{Aae, sample_prior};
+use crate::models::blocks::softplus;
 use crate::models::blocks::{matrix, to_vec};
 use crate::models::gan::Adversary;
 use crate::models::{ModelKind, ModelSpec};
@@ -11,7 +12,7 @@ use crate::util::normal_vec;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, softplus};
+use burn::tensor::activation::sigmoid;
 use rand_chacha::ChaCha8Rng;
 
 /// GAN: [G, D]; AAE: [autoencoder, latent D, encoder-as-generator]. Adversarial Adam uses β1 = 0.5.
@@ -25,8 +26,8 @@ pub fn optimizers(kind: ModelKind) -> Vec<ModuleOptimizer> {
 
 /// BCE-with-logits against a constant target `t`, batch mean.
 pub fn bce_logits(logits: Tensor<2>, t: f64) -> Tensor<1> {
-    let pos = softplus(logits.clone().neg(), 1.0).mean();
-    if t == 1.0 { pos } else { pos * t + softplus(logits, 1.0).mean() * (1.0 - t) }
+    let pos = softplus(logits.clone().neg()).mean();
+    if t == 1.0 { pos } else { pos * t + softplus(logits).mean() * (1.0 - t) }
 }
 
 /// ‖∇‖₂ over a module's parameters, as a [1] tensor (synced with the other step values).

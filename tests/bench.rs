@@ -1,0 +1,114 @@
+//! `latentlab bench`: real training steps on MNIST, with FLOPs, peak, threads and the PyTorch
+//! side-by-side path (driven here by a stand-in interpreter; CI has no torch).
+
+mod common;
+use common::{cli, shared_data};
+use latentlab::bench::flops;
+use latentlab::data::ImageShape;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))).collect()
+}
+
+#[test]
+fn json_rows_are_consistent_with_the_flop_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, out, err) = cli(&["bench", "--json", "--steps", "3", "--warmup", "1", "--threads", "2"], tmp.path());
+    assert!(ok, "{err}");
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 2, "{out}");
+    let mnist = ImageShape { channels: 1, height: 28, width: 28 };
+    let want = [("mlp-vae", 128, flops::mlp_vae_step(784, &[400], 20)), ("dcgan", 64, flops::dcgan_step(mnist, 100))];
+    for (r, (name, batch, f)) in rows.iter().zip(want) {
+        assert_eq!(r["model"], name);
+        assert_eq!(r["batch"], batch);
+        assert_eq!(r["threads"], 2);
+        assert_eq!(r["flops_per_sample"].as_u64(), Some(f));
+        let sps = r["samples_per_sec"].as_f64().unwrap();
+        let ms = r["median_step_ms"].as_f64().unwrap();
+        assert!(sps > 0.0 && ms > 0.0, "{r}");
+        assert!((sps - batch as f64 * 1e3 / ms).abs() < 1e-6 * sps, "{r}");
+        let gf = r["gflops_per_sec"].as_f64().unwrap();
+        assert!((gf - sps * f as f64 / 1e9).abs() < 1e-9 * gf.max(1.0), "{r}");
+        let peak = r["peak_gflops"].as_f64().unwrap();
+        assert!((r["pct_of_peak"].as_f64().unwrap() - 100.0 * gf / peak).abs() < 1e-9, "{r}");
+        // a training step cannot beat the machine's measured FMA peak
+        assert!(gf < peak, "{r}");
+        let busy = r["cores_busy"].as_f64().unwrap();
+        assert!(busy > 0.1 && busy < 4.0, "{r}");
+        assert!(r["vs_pytorch"].is_null());
+    }
+}
+
+#[test]
+fn table_names_every_column_and_the_peak() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, out, err) = cli(&["bench", "--model", "mlp-vae", "--steps", "2", "--warmup", "0"], tmp.path());
+    assert!(ok, "{err}");
+    for col in ["model", "batch", "samples/s", "GFLOP/s", "% peak", "threads", "cores busy", "mlp-vae", "peak assumed"]
+    {
+        assert!(out.contains(col), "{col} missing:\n{out}");
+    }
+    assert!(!out.contains("dcgan"), "{out}");
+}
+
+/// A stand-in for `python` that checks the arguments bench passes and answers like the script.
+#[test]
+fn pytorch_side_by_side_gives_the_ratio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let py = tmp.path().join("fake-python");
+    let mnist = shared_data().join("mnist");
+    std::fs::write(
+        &py,
+        format!(
+            "#!/bin/sh\n\
+             test -f \"$1\" || {{ echo 'no script' >&2; exit 3; }}\n\
+             echo \"$@\" | grep -q -- '--mnist {} --models mlp-vae --threads 1 --steps 2 --warmup 1 --vae-batch 32' \
+             || {{ echo \"unexpected args: $@\" >&2; exit 4; }}\n\
+             echo '{{\"model\": \"mlp-vae\", \"batch\": 32, \"samples_per_sec\": 1000.0}}'\n",
+            mnist.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let args = ["bench", "--json", "--model", "mlp-vae", "--batch", "32", "--steps", "2", "--warmup", "1"];
+    let (ok, out, err) = cli(&[&args[..], &["--threads", "1", "--pytorch", py.to_str().unwrap()]].concat(), tmp.path());
+    assert!(ok, "{err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["pytorch_samples_per_sec"].as_f64(), Some(1000.0));
+    let ratio = r["samples_per_sec"].as_f64().unwrap() / 1000.0;
+    assert!((r["vs_pytorch"].as_f64().unwrap() - ratio).abs() < 1e-12, "{r}");
+}
+
+#[test]
+fn bad_inputs_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["bench", "--model", "resnet"], "resnet"),
+        (&["bench", "--steps", "0"], "--steps must be at least 1"),
+        (&["bench", "--threads", "0"], "--threads must be at least 1"),
+        (&["bench", "--data-dir", "/nonexistent/latentlab"], "/nonexistent/latentlab"),
+        (
+            &["bench", "--model", "mlp-vae", "--steps", "1", "--pytorch", "/nonexistent/python3"],
+            "--pytorch /nonexistent/python3",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, err) = cli(args, tmp.path());
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // a reference that fails is reported with its own last words
+    let py = tmp.path().join("broken-python");
+    std::fs::write(&py, "#!/bin/sh\necho 'ModuleNotFoundError: No module named torch' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, _, err) = cli(
+        &["bench", "--model", "mlp-vae", "--steps", "1", "--warmup", "0", "--pytorch", py.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert!(!ok);
+    assert!(err.contains("No module named torch") && err.contains("PyTorch reference failed"), "{err}");
+}
