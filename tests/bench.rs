@@ -112,3 +112,13 @@ fn bad_inputs_are_named() {
     assert!(!ok);
     assert!(err.contains("No module named torch") && err.contains("PyTorch reference failed"), "{err}");
 }
+
+/// A folder named like a dataset in the working directory does not shadow the dataset.
+#[test]
+fn dataset_name_wins_over_a_same_named_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("mnist")).unwrap();
+    let (ok, out, err) = cli(&["bench", "--json", "--model", "mlp-vae", "--steps", "1", "--warmup", "0"], tmp.path());
+    assert!(ok, "{err}");
+    assert_eq!(json_lines(&out).len(), 1);
+}

@@ -221,7 +221,9 @@ pub fn load(spec: &str, data_dir_flag: Option<&Path>) -> Result<Splits> {
 /// `load` with the image-folder transform; for fixed-shape datasets the transform must match.
 pub fn load_with(spec: &str, data_dir_flag: Option<&Path>, t: &Transform) -> Result<Splits> {
     let p = Path::new(spec);
-    if p.is_dir() && cifar::find(p).is_none() {
+    // A known name means the dataset, even if the working directory has a folder of that name
+    // (write ./mnist for the folder).
+    if p.is_dir() && !NAMES.contains(&spec) && cifar::find(p).is_none() {
         return folder::load(p, t.image_size, t.channels, crate::util::user_cache_dir().as_deref());
     }
     let splits = load_fixed(spec, data_dir_flag)?;
