@@ -343,8 +343,8 @@ pub fn table(rows: &[BenchRow]) -> String {
     }
     if let Some(r) = rows.first() {
         s += &format!(
-            "peak assumed: {:.1} GFLOP/s f32 = {} threads running {} FMA loops, measured now; FLOPs count \
-             linear/conv multiply-adds of forward + backward (see `latentlab bench --help`)\n",
+            "peak assumed: {:.1} GFLOP/s f32 = {} threads running {} FMA loops, measured now; FLOPs = 2 × the \
+             linear/conv multiply-adds of forward and backward (README, \"Speed\")\n",
             r.peak_gflops, r.threads, r.peak_isa
         );
     }
