@@ -160,18 +160,8 @@ fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, data: &data:
         let x = matrix(b.x.clone(), b.n, spec.shape.len(), &ad);
         let noise = &mut rng(cfg.seed, Stream::Noise, s as u64);
         // Every step ends by reading its losses to the host, so the clock sees finished work.
-        let values = match net {
-            Net::Gan(m) => {
-                let (m, v) = crate::train::adversarial::gan_step(m, &mut optims, &spec, &cfg, x, None, noise);
-                net = Net::Gan(m);
-                v
-            }
-            other => {
-                let (n, v) = crate::train::likelihood::step(other, &mut optims[0], &spec, &cfg, x, &b.labels, noise);
-                net = n;
-                v
-            }
-        };
+        let (next, values) = crate::train::trainer::step(net, &mut optims, &spec, &cfg, x, &b.labels, noise);
+        net = next;
         if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
             bail!("bench {}: loss term '{name}' became {v} at step {s}", model.name());
         }

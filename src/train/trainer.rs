@@ -126,6 +126,30 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
     }
 }
 
+/// One optimiser step of any model kind on batch `x` (what `train` and `bench` both run).
+pub fn step(
+    net: Net,
+    optims: &mut [ModuleOptimizer],
+    spec: &ModelSpec,
+    cfg: &RunConfig,
+    x: burn::prelude::Tensor<2>,
+    labels: &[u8],
+    noise: &mut rand_chacha::ChaCha8Rng,
+) -> (Net, Vec<(&'static str, f64)>) {
+    match net {
+        Net::Gan(m) => {
+            let cond = spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, &x.device()));
+            let (m, v) = super::adversarial::gan_step(m, optims, spec, cfg, x, cond, noise);
+            (Net::Gan(m), v)
+        }
+        Net::Aae(m) => {
+            let (m, v) = super::adversarial::aae_step(m, optims, spec, cfg, x, noise);
+            (Net::Aae(m), v)
+        }
+        other => super::likelihood::step(other, &mut optims[0], spec, cfg, x, labels, noise),
+    }
+}
+
 fn run_loop(
     dir: &RunDir,
     cfg: &RunConfig,
@@ -198,18 +222,7 @@ fn run_loop(
             let batch = loader.batch(&order, state.batch_in_epoch as usize, state.step);
             let x = matrix(batch.x, batch.n, spec.shape.len(), &ad);
             let noise = &mut rng(cfg.seed, Stream::Noise, state.step);
-            let (next, values) = match net {
-                Net::Gan(m) => {
-                    let cond = spec.kind.is_conditional().then(|| one_hot(&batch.labels, spec.num_classes, &ad));
-                    let (m, v) = super::adversarial::gan_step(m, &mut optims, &spec, cfg, x, cond, noise);
-                    (Net::Gan(m), v)
-                }
-                Net::Aae(m) => {
-                    let (m, v) = super::adversarial::aae_step(m, &mut optims, &spec, cfg, x, noise);
-                    (Net::Aae(m), v)
-                }
-                other => super::likelihood::step(other, &mut optims[0], &spec, cfg, x, &batch.labels, noise),
-            };
+            let (next, values) = step(net, &mut optims, &spec, cfg, x, &batch.labels, noise);
             net = next;
             let mut values = values;
             if injected_nan(state.step + 1) {
