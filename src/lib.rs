@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod kernels;
 pub mod models;
 pub mod report;
 pub mod run;

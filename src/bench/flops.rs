@@ -62,13 +62,13 @@ pub fn dcgan_layers(shape: ImageShape, latent: usize) -> (Vec<u64>, Vec<u64>) {
 
 /// FLOPs per sample of one DCGAN step as `train::adversarial::gan_step` runs it (d_steps = 1):
 /// G forward once; D forward + backward on real and on detached fake (first layer: no input
-/// gradient); then D forward on the same fake and backward through D (all input and, as autodiff
-/// computes them, weight gradients) into G's backward.
+/// gradient); then D forward on the same fake and, with D frozen, only D's input gradients into
+/// G's backward.
 pub fn dcgan_step(shape: ImageShape, latent: usize) -> u64 {
     let (g, d) = dcgan_layers(shape, latent);
     let ds: u64 = d.iter().sum();
     let d_update = 2 * stack_step(&d); // real and detached fake
-    let g_update = 6 * ds + stack_step(&g);
+    let g_update = 4 * ds + stack_step(&g);
     d_update + g_update
 }
 
@@ -94,6 +94,6 @@ mod tests {
         // D: Conv 1→64 to 14×14, Conv 64→128 to 7×7, 6272→1
         assert_eq!(d, vec![200_704, 6_422_528, 6_272]);
         let (gs, ds) = (7_250_432u64, 6_629_504u64);
-        assert_eq!(dcgan_step(s, 100), 6 * gs - 2 * 627_200 + 18 * ds - 4 * 200_704);
+        assert_eq!(dcgan_step(s, 100), 6 * gs - 2 * 627_200 + 16 * ds - 4 * 200_704);
     }
 }

@@ -8,16 +8,17 @@
 //! Linear(→128) → ReLU [features] → Linear(→classes) [logits].
 
 use crate::data::{Dataset, ImageShape, Splits};
+use crate::kernels::{self, Act};
 use crate::models::blocks::{linear, matrix, one_hot, to_vec};
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Linear, PaddingConfig2d};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::tensor::activation::{log_softmax, relu, softmax};
+use burn::tensor::activation::{log_softmax, softmax};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -71,11 +72,11 @@ impl FeatureNet {
         let b = x.dims()[0];
         let pool = MaxPool2dConfig::new([2, 2]).init();
         let x = x.reshape([b, self.channels, self.height, self.width]);
-        let x = pool.forward(relu(self.conv1.forward(x)));
-        let x = pool.forward(relu(self.conv2.forward(x)));
+        let x = pool.forward(kernels::conv2d(&self.conv1, x, Act::Relu));
+        let x = pool.forward(kernels::conv2d(&self.conv2, x, Act::Relu));
         let [b, c, h, w] = x.dims();
-        let f = relu(self.fc.forward(x.reshape([b, c * h * w])));
-        let logits = self.out.forward(f.clone());
+        let f = kernels::linear(&self.fc, x.reshape([b, c * h * w]), Act::Relu);
+        let logits = kernels::linear(&self.out, f.clone(), Act::None);
         (f, logits)
     }
 }
@@ -288,7 +289,7 @@ pub fn train(splits: &Splits, recipe: &Recipe, verbose: bool) -> Result<(Feature
     let d = train.shape.len();
     let mut rng = crate::util::rng(recipe.seed, crate::util::Stream::Init, 0);
     let mut net = FeatureNet::new(train.shape, classes, &mut rng, &ad);
-    let mut opt = AdamConfig::new().init();
+    let mut opt = crate::train::optim::FusedAdam::new(0.9).init();
     let images = unit(&train.images);
     let steps_per_epoch = train.n.div_ceil(recipe.batch_size);
     for epoch in 0..recipe.epochs {

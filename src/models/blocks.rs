@@ -1,9 +1,9 @@
 //! Pieces shared by the models: an MLP, likelihood terms, the Gaussian KL and one-hot conditioning.
 
+use crate::kernels::{self, Act};
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -20,13 +20,15 @@ impl Mlp {
         Mlp { layers }
     }
 
-    pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
-        let last = self.layers.len() - 1;
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_then(x, Act::None)
+    }
+
+    /// The MLP with `last` applied to its output (fused into the last layer).
+    pub fn forward_then(&self, mut x: Tensor<2>, last: Act) -> Tensor<2> {
+        let n = self.layers.len();
         for (i, l) in self.layers.iter().enumerate() {
-            x = l.forward(x);
-            if i < last {
-                x = relu(x);
-            }
+            x = kernels::linear(l, x, if i + 1 < n { Act::Relu } else { last });
         }
         x
     }
@@ -41,11 +43,11 @@ pub fn softplus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     (x + a.clone()).mul_scalar(0.5) + a.neg().exp().log1p()
 }
 
-/// LeakyReLU as (1−s)·relu(x) + s·x, equal to max(x, s·x) for 0 ≤ s ≤ 1. burn's autodiff
-/// builds leaky_relu from `mask_where`, whose per-element branch mispredicts on random signs: perf
-/// put it at ~11 % of a DCGAN step. relu and its backward are branch-free vector loops.
+/// LeakyReLU, max(x, s·x) for 0 < s < 1: our fused kernel on the CPU; elsewhere (1−s)·relu(x) + s·x,
+/// because burn's autodiff builds leaky_relu from `mask_where`, whose per-element branch
+/// mispredicts on random signs (perf put it at ~11 % of a DCGAN step).
 pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
-    relu(x.clone()).mul_scalar(1.0 - slope) + x.mul_scalar(slope)
+    kernels::activation(x, Act::LeakyRelu(slope as f32))
 }
 
 /// A linear layer with PyTorch's default initialisation, U(−k, k) with k = 1/√fan_in, drawn
@@ -63,9 +65,10 @@ pub fn linear(fan_in: usize, fan_out: usize, rng: &mut ChaCha8Rng, device: &Devi
 }
 
 /// Per-image Bernoulli negative log-likelihood from logits, summed over pixels: [B, D] → [B].
-/// `softplus(l) − x·l` is BCE-with-logits without ever forming log(sigmoid).
+/// `softplus(l) − x·l` is BCE-with-logits without ever forming log(sigmoid) (one fused pass on
+/// the CPU, `kernels::bce_logits_rows`).
 pub fn bernoulli_nll(logits: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
-    (softplus(logits.clone()) - x * logits).sum_dim(1).squeeze_dim(1)
+    kernels::bce_logits_rows(logits, x)
 }
 
 /// Per-image Gaussian negative log-likelihood with scalar σ (as log σ, [1]), constant included.

@@ -4,14 +4,13 @@
 //! G: Linear → 128×(H/4)×(W/4) → BN → ReLU → ConvT(128→64, 4, 2, 1) → BN → ReLU → ConvT(64→C, 4, 2, 1) → tanh
 //! D: Conv(C→64, 4, 2, 1) → LReLU → Conv(64→128, 4, 2, 1) → BN → LReLU → Linear → logit
 
-use super::blocks::leaky_relu;
 use super::blocks::linear;
 use crate::data::ImageShape;
+use crate::kernels::{self, Act};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, tanh};
 use rand_chacha::ChaCha8Rng;
 
 const G_CH: usize = 128;
@@ -73,10 +72,11 @@ impl ConvGenerator {
     /// Flattened images in [-1, 1].
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
         let b = z.dims()[0];
-        let x = self.fc.forward(z).reshape([b, G_CH, self.h4, self.w4]);
-        let x = relu(self.bn0.forward(x));
-        let x = relu(self.bn1.forward(self.up1.forward(x)));
-        let x = tanh(self.up2.forward(x));
+        let x = kernels::linear(&self.fc, z, Act::None).reshape([b, G_CH, self.h4, self.w4]);
+        let x = kernels::batch_norm(&self.bn0, x, Act::Relu);
+        let x = kernels::conv_transpose2d(&self.up1, x, Act::None);
+        let x = kernels::batch_norm(&self.bn1, x, Act::Relu);
+        let x = kernels::conv_transpose2d(&self.up2, x, Act::Tanh);
         let [b, c, h, w] = x.dims();
         x.reshape([b, c * h * w])
     }
@@ -110,10 +110,11 @@ impl ConvDiscriminator {
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let b = x.dims()[0];
         let x = x.reshape([b, self.channels, self.height, self.width]);
-        let x = leaky_relu(self.down1.forward(x), 0.2);
-        let x = leaky_relu(self.bn2.forward(self.down2.forward(x)), 0.2);
+        let x = kernels::conv2d(&self.down1, x, Act::LeakyRelu(0.2));
+        let x = kernels::conv2d(&self.down2, x, Act::None);
+        let x = kernels::batch_norm(&self.bn2, x, Act::LeakyRelu(0.2));
         let [b, c, h, w] = x.dims();
-        self.fc.forward(x.reshape([b, c * h * w]))
+        kernels::linear(&self.fc, x.reshape([b, c * h * w]), Act::None)
     }
 }
 

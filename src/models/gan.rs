@@ -2,12 +2,11 @@
 //! a logit. With `cond_dim > 0` both also take the one-hot label (the conditional GAN of Mirza &
 //! Osindero 2014, see `cgan.rs`). The training step lives in `train/adversarial.rs`.
 
-use super::blocks::leaky_relu;
 use super::blocks::linear;
+use crate::kernels::{self, Act};
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::tanh;
 use rand_chacha::ChaCha8Rng;
 
 /// Widths of the MLP generator's hidden layers (z → 256 → 512 → 1024 → image).
@@ -25,13 +24,15 @@ impl LeakyMlp {
     pub fn new(dims: &[usize], rng: &mut ChaCha8Rng, device: &Device) -> Self {
         LeakyMlp { layers: dims.windows(2).map(|w| linear(w[0], w[1], rng, device)).collect() }
     }
-    pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
-        let last = self.layers.len() - 1;
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_then(x, Act::None)
+    }
+
+    /// The MLP with `last` applied to its output (fused into the last layer).
+    pub fn forward_then(&self, mut x: Tensor<2>, last: Act) -> Tensor<2> {
+        let n = self.layers.len();
         for (i, l) in self.layers.iter().enumerate() {
-            x = l.forward(x);
-            if i < last {
-                x = leaky_relu(x, 0.2);
-            }
+            x = kernels::linear(l, x, if i + 1 < n { Act::LeakyRelu(0.2) } else { last });
         }
         x
     }
@@ -51,7 +52,7 @@ impl MlpGenerator {
     }
     /// Flattened images in [-1, 1].
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
-        tanh(self.net.forward(z))
+        self.net.forward_then(z, Act::Tanh)
     }
 }
 
@@ -114,8 +115,19 @@ impl Adversary {
     }
     /// D's logits [B, 1] for images in [-1, 1].
     pub fn discriminate(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
-        let x = self.with_cond(x, cond);
-        match &self.d {
+        self.d.forward(self.with_cond(x, cond))
+    }
+    /// D's logits with D's parameters held fixed, for G's update: gradients flow through D to the
+    /// images (and so to G), but none are computed for D's own weights, which G's step would
+    /// throw away (for DCGAN that is ~1/6 of the step's multiply-adds).
+    pub fn discriminate_frozen(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
+        self.d.clone().no_grad().forward(self.with_cond(x, cond))
+    }
+}
+
+impl Discriminator {
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
             Discriminator::Mlp(d) => d.forward(x),
             Discriminator::Conv(d) => d.forward(x),
         }

@@ -5,11 +5,12 @@
 
 use super::blocks::{Mlp, bernoulli_nll, gaussian_nll, kl_std_normal, linear};
 use super::{Arch, DecoderKind, Losses, ModelSpec};
+use crate::kernels::{self, Act};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -76,7 +77,8 @@ impl ConvEncoder {
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let b = x.dims()[0];
         let x = x.reshape([b, self.channels, self.height, self.width]);
-        let x = relu(self.conv2.forward(relu(self.conv1.forward(x))));
+        let x = kernels::conv2d(&self.conv1, x, Act::Relu);
+        let x = kernels::conv2d(&self.conv2, x, Act::Relu);
         x.reshape([b, self.out_len()])
     }
 }
@@ -94,8 +96,9 @@ impl ConvDecoder {
     }
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let b = x.dims()[0];
-        let x = relu(x).reshape([b, CONV_CH[1], self.h4, self.w4]);
-        let x = self.up2.forward(relu(self.up1.forward(x)));
+        let x = kernels::activation(x, Act::Relu).reshape([b, CONV_CH[1], self.h4, self.w4]);
+        let x = kernels::conv_transpose2d(&self.up1, x, Act::Relu);
+        let x = kernels::conv_transpose2d(&self.up2, x, Act::None);
         let [b, c, h, w] = x.dims();
         x.reshape([b, c * h * w])
     }
@@ -160,9 +163,9 @@ impl Vae {
             Some(c) => c.forward(x),
             None => x,
         };
-        let h = relu(self.encoder.forward(self.with_cond(x, cond)));
+        let h = self.encoder.forward_then(self.with_cond(x, cond), Act::Relu);
         let (lo, hi) = LOGVAR_RANGE;
-        (self.mu.forward(h.clone()), self.logvar.forward(h).clamp(lo, hi))
+        (kernels::linear(&self.mu, h.clone(), Act::None), kernels::linear(&self.logvar, h, Act::None).clamp(lo, hi))
     }
 
     /// Decoder output before the output non-linearity (Bernoulli logits, or Gaussian pre-mean).

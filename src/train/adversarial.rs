@@ -2,6 +2,7 @@
 //! samples, then G with the non-saturating loss −log D(G(z)). Everything is in logits: BCE with
 //! logits is softplus(−l) for target 1 and softplus(l) for target 0, never log(sigmoid(·)).
 
+use super::optim::FusedAdam;
 use crate::config::RunConfig;
 use crate::models::aae::{Aae, sample_prior};
 use crate::models::blocks::softplus;
@@ -10,16 +11,16 @@ use crate::models::gan::Adversary;
 use crate::models::{ModelKind, ModelSpec};
 use crate::util::normal_vec;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use rand_chacha::ChaCha8Rng;
 
 /// GAN: [G, D]; AAE: [autoencoder, latent D, encoder-as-generator]. Adversarial Adam uses β1 = 0.5.
 pub fn optimizers(kind: ModelKind) -> Vec<ModuleOptimizer> {
-    let adv = || AdamConfig::new().with_beta_1(0.5).init();
+    let adv = || FusedAdam::new(0.5).init();
     match kind {
-        ModelKind::Aae => vec![AdamConfig::new().init(), adv(), adv()],
+        ModelKind::Aae => vec![FusedAdam::new(0.9).init(), adv(), adv()],
         _ => vec![adv(), adv()],
     }
 }
@@ -84,7 +85,7 @@ pub fn gan_step(
         fake = Some(f);
     }
     let (d_loss, d_real, d_fake, d_gn) = d_stats.expect("d_steps ≥ 1");
-    let lf = m.discriminate(fake.expect("d_steps ≥ 1"), cond);
+    let lf = m.discriminate_frozen(fake.expect("d_steps ≥ 1"), cond);
     let g_loss = bce_logits(lf, 1.0); // non-saturating: −log D(G(z))
     let grads = GradientsParams::from_grads(g_loss.backward(), &m.g);
     let g_gn = grad_norm(&m.g, &grads, &device);
@@ -123,7 +124,8 @@ pub fn aae_step(
     let grads = GradientsParams::from_grads(d_loss.backward(), &m.disc);
     m.disc = opts[1].step(cfg.lr, m.disc, grads);
 
-    let g_loss = bce_logits(m.disc.forward(m.encode(x)), 1.0);
+    // D frozen: only the encoder's gradients are wanted here.
+    let g_loss = bce_logits(m.disc.clone().no_grad().forward(m.encode(x)), 1.0);
     let grads = GradientsParams::from_grads(g_loss.backward(), &m.encoder);
     m.encoder = opts[2].step(cfg.lr, m.encoder, grads);
     let values = collect(vec![

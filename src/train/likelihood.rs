@@ -1,15 +1,16 @@
 //! One optimiser on one loss (AE, VAE, CVAE): forward, backward, Adam step.
 
+use super::optim::FusedAdam;
 use crate::config::RunConfig;
 use crate::models::blocks::matrix;
 use crate::models::{ModelSpec, Net};
 use crate::util::normal_vec;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
 pub fn optimizers() -> Vec<ModuleOptimizer> {
-    vec![AdamConfig::new().init()]
+    vec![FusedAdam::new(0.9).init()]
 }
 
 /// One step; `rng` is the step's noise stream (reparameterisation ε).

@@ -5,6 +5,7 @@ pub mod adversarial;
 pub mod checkpoint;
 pub mod likelihood;
 pub mod log;
+pub mod optim;
 pub mod trainer;
 
 pub use trainer::{progress, train};

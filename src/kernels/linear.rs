@@ -1,0 +1,102 @@
+//! Fully connected layers y = f(x·W + b) (burn's [in, out] weight layout): one gemm with the
+//! bias pre-loaded into the output and the activation applied in the same pass over it; the
+//! backward pass scales by f′ once and runs the two gemms and a blocked column sum.
+
+use super::act::{self, Act};
+use super::gemm::{Par, matmul, view};
+use super::simd::multiversion;
+use rayon::prelude::*;
+
+/// Rows per block of the bias-gradient sum (partial sums are added in block order).
+const ROW_BLOCK: usize = 64;
+
+/// Work (multiply-adds) below which one thread does a gemm: splitting costs more than it saves.
+const POOL_MIN_MACS: usize = 1 << 20;
+
+fn par(m: usize, n: usize, k: usize) -> Par {
+    if m * n * k >= POOL_MIN_MACS { Par::Pool } else { Par::Seq }
+}
+
+multiversion! {
+    fn col_sums(rows: &[f32], acc: &mut [f32]) {
+        let c = acc.len();
+        for row in rows.chunks(c) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += *v;
+            }
+        }
+    }
+}
+
+/// y = f(x·W + b) for x [rows, fin], W [fin, fout], b [fout].
+pub fn forward(x: &[f32], w: &[f32], b: &[f32], fin: usize, fout: usize, act: Act) -> Vec<f32> {
+    assert_eq!(w.len(), fin * fout, "linear weight size");
+    assert_eq!(b.len(), fout, "linear bias size");
+    assert_eq!(x.len() % fin.max(1), 0, "linear input size");
+    let rows = x.len().checked_div(fin).unwrap_or(0);
+    let mut y = vec![0.0f32; rows * fout];
+    for row in y.chunks_mut(fout.max(1)) {
+        row.copy_from_slice(b);
+    }
+    matmul(rows, fout, fin, &mut y, fout, true, view(x, fin, 1), view(w, fout, 1), par(rows, fout, fin));
+    act::apply_inplace(&mut y, act);
+    y
+}
+
+/// Gradients of a fully connected layer; `None` where not asked for.
+pub struct Grads {
+    pub dx: Option<Vec<f32>>,
+    pub dw: Option<Vec<f32>>,
+    pub db: Option<Vec<f32>>,
+}
+
+/// Gradients of `forward` (`need`: dx, dW, db); `y` is the output (for f′).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    x: &[f32],
+    w: &[f32],
+    y: Option<&[f32]>,
+    dy: &[f32],
+    fin: usize,
+    fout: usize,
+    act: Act,
+    need: [bool; 3],
+) -> Grads {
+    let rows = dy.len() / fout.max(1);
+    let g: std::borrow::Cow<[f32]> = match (y, act) {
+        (Some(y), a) if a != Act::None => {
+            let mut g = dy.to_vec();
+            act::mul_deriv_inplace(&mut g, y, a);
+            g.into()
+        }
+        _ => dy.into(),
+    };
+    let dx = need[0].then(|| {
+        let mut dx = vec![0.0f32; rows * fin];
+        // dx[rows, fin] = g[rows, fout] · Wᵀ[fout, fin]
+        matmul(rows, fin, fout, &mut dx, fin, false, view(&g, fout, 1), view(w, 1, fout), par(rows, fin, fout));
+        dx
+    });
+    let dw = need[1].then(|| {
+        let mut dw = vec![0.0f32; fin * fout];
+        // dW[fin, fout] = xᵀ[fin, rows] · g[rows, fout]
+        matmul(fin, fout, rows, &mut dw, fout, false, view(x, 1, fin), view(&g, fout, 1), par(fin, fout, rows));
+        dw
+    });
+    let db = need[2].then(|| {
+        let parts: Vec<Vec<f32>> = g
+            .par_chunks(ROW_BLOCK * fout.max(1))
+            .map(|blk| {
+                let mut acc = vec![0.0f32; fout];
+                col_sums(blk, &mut acc);
+                acc
+            })
+            .collect();
+        let mut db = vec![0.0f32; fout];
+        for p in parts {
+            db.iter_mut().zip(&p).for_each(|(a, v)| *a += v);
+        }
+        db
+    });
+    Grads { dx, dw, db }
+}
