@@ -1,9 +1,13 @@
 """PyTorch reference for `latentlab bench --pytorch PYTHON`: the same training steps as latentlab's
 bench models (same layers, losses, optimiser, batch), on the same MNIST images, same thread count.
-Prints one JSON line per model: {"model", "batch", "samples_per_sec", "median_step_ms", "threads"}.
-Usage: python pytorch_ref.py --mnist DIR [--models mlp-vae,dcgan] [--threads N] [--steps N] [--warmup N]
+
+Standalone: python pytorch_ref.py --mnist DIR [--models mlp-vae,vae,dcgan] [--threads N] [--steps N]
+            [--warmup N] prints one JSON line per model.
+Server (what bench uses): python pytorch_ref.py --serve --mnist DIR --threads N prints {"ready": true},
+then answers each request line {"model", "batch", "steps", "warmup"} with one result line
+{"model", "batch", "samples_per_sec", "median_step_ms", "threads", "torch"}; {"quit": true} ends it.
 """
-import argparse, gzip, json, os, statistics, struct, time
+import argparse, gzip, json, os, statistics, struct, sys, time
 
 import numpy as np
 import torch
@@ -21,18 +25,26 @@ def load_mnist(d, n):
 
 
 class MlpVae(nn.Module):
-    # 784-400-(20,20) / 20-400-784, ReLU, Bernoulli decoder (BCE with logits) + KL.
-    def __init__(s, d=784, h=400, l=20):
+    # d-h1-…-(l,l) / l-…-h1-d, ReLU, Bernoulli decoder (BCE with logits) + KL; log σ² clamped as latentlab does.
+    def __init__(s, d=784, hidden=(400,), l=20):
         super().__init__()
-        s.enc, s.mu, s.lv = nn.Linear(d, h), nn.Linear(h, l), nn.Linear(h, l)
-        s.dec1, s.dec2 = nn.Linear(l, h), nn.Linear(h, d)
+        dims = (d,) + tuple(hidden)
+        s.enc = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+        s.mu, s.lv = nn.Linear(dims[-1], l), nn.Linear(dims[-1], l)
+        dec = (l,) + tuple(reversed(hidden)) + (d,)
+        s.dec = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dec, dec[1:]))
 
     def loss(s, x):
-        h = F.relu(s.enc(x))
+        h = x
+        for layer in s.enc:
+            h = F.relu(layer(h))
         mu, lv = s.mu(h), s.lv(h).clamp(-12, 8)
         z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
-        logits = s.dec2(F.relu(s.dec1(z)))
-        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+        for i, layer in enumerate(s.dec):
+            z = layer(z)
+            if i + 1 < len(s.dec):
+                z = F.relu(z)
+        rec = F.binary_cross_entropy_with_logits(z, x, reduction="sum") / x.shape[0]
         kl = -0.5 * torch.sum(1 + lv - mu.pow(2) - lv.exp()) / x.shape[0]
         return rec + kl
 
@@ -72,10 +84,10 @@ def time_steps(step, batches, warmup, steps):
     return statistics.median(ts)
 
 
-def bench_vae(x, b, warmup, steps):
-    m = MlpVae()
+def bench_vae(x, b, warmup, steps, hidden):
+    m = MlpVae(hidden=hidden)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    batches = list(x.split(b))[:-1] if len(x) % b else list(x.split(b))
+    batches = [xb for xb in x.split(b) if len(xb) == b]
 
     def step(xb):
         opt.zero_grad(set_to_none=True)
@@ -113,10 +125,24 @@ def bench_dcgan(x, b, warmup, steps):
     return time_steps(step, batches, warmup, steps)
 
 
+def measure(x, name, b, warmup, steps):
+    if name == "mlp-vae":
+        med = bench_vae(x, b, warmup, steps, (400,))
+    elif name == "vae":
+        med = bench_vae(x, b, warmup, steps, (512, 256))
+    elif name == "dcgan":
+        med = bench_dcgan(x, b, warmup, steps)
+    else:
+        raise SystemExit(f"unknown model {name!r}")
+    return {"model": name, "batch": b, "samples_per_sec": b / med, "median_step_ms": med * 1e3,
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--mnist", required=True)
-    p.add_argument("--models", default="mlp-vae,dcgan")
+    p.add_argument("--serve", action="store_true")
+    p.add_argument("--models", default="mlp-vae,vae,dcgan")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
@@ -126,15 +152,17 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     x = load_mnist(a.mnist, 8192)
+    if a.serve:
+        print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+        for line in sys.stdin:
+            req = json.loads(line)
+            if req.get("quit"):
+                break
+            print(json.dumps(measure(x, req["model"], req["batch"], req["warmup"], req["steps"])), flush=True)
+        return
     for name in a.models.split(","):
-        if name == "mlp-vae":
-            b, med = a.vae_batch, bench_vae(x, a.vae_batch, a.warmup, a.steps)
-        elif name == "dcgan":
-            b, med = a.dcgan_batch, bench_dcgan(x, a.dcgan_batch, a.warmup, a.steps)
-        else:
-            continue
-        print(json.dumps({"model": name, "batch": b, "samples_per_sec": b / med, "median_step_ms": med * 1e3,
-                          "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+        b = a.dcgan_batch if name == "dcgan" else a.vae_batch
+        print(json.dumps(measure(x, name, b, a.warmup, a.steps)), flush=True)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,10 @@ pub struct BenchArgs {
     /// Untimed steps first (allocator, caches, lazy initialisation).
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
+    /// Measurement rounds; the medians over rounds are reported. With --pytorch each round runs
+    /// latentlab then PyTorch back to back [default: 5 with --pytorch, else 1].
+    #[arg(long)]
+    pub rounds: Option<usize>,
     /// Worker threads [default: RAYON_NUM_THREADS, else one per core].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -82,8 +86,8 @@ pub struct BenchArgs {
     /// One JSON object per model per line instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// A Python interpreter with torch: run the same steps in PyTorch afterwards (same batches,
-    /// steps and threads) and add its samples/s and the ratio.
+    /// A Python interpreter with torch: run the same steps in PyTorch (same models, batches, steps
+    /// and threads), interleaved round by round with ours, and add its samples/s and the ratio.
     #[arg(long)]
     pub pytorch: Option<PathBuf>,
 }
@@ -328,6 +332,14 @@ pub enum DataCommand {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    let threads = match &cli.command {
+        Command::Bench(a) => a.threads,
+        _ => None,
+    };
+    if threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    crate::kernels::init_pool(threads)?;
     match cli.command {
         Command::Train(a) => {
             crate::util::install_interrupt_handler();
@@ -373,21 +385,13 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
-    if let Some(n) = a.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| anyhow::anyhow!("--threads {n}: cannot size the worker pool: {e}"))?;
-    }
     let models = if a.model.is_empty() { crate::bench::BenchModel::ALL.to_vec() } else { a.model };
     let opts = crate::bench::BenchOptions {
         models,
         batch: a.batch,
         warmup: a.warmup,
         steps: a.steps,
+        rounds: a.rounds.unwrap_or(if a.pytorch.is_some() { 5 } else { 1 }),
         device: a.device,
         data_dir: a.data_dir,
         pytorch: a.pytorch,
@@ -666,12 +670,16 @@ fn eval(a: EvalArgs) -> Result<()> {
             let data = data::load(ds, a.data_dir.as_deref())?;
             let (dims, images) = viz::grid::read_npy(file)?;
             evaluate::check_samples(&dims, &images, data.test.shape, file)?;
-            let feats =
-                crate::eval::features::load_or_train(&data, &data::data_dir(a.data_dir.as_deref()), false, true)?;
+            let feats = o
+                .needs_features()
+                .then(|| {
+                    crate::eval::features::load_or_train(&data, &data::data_dir(a.data_dir.as_deref()), false, true)
+                })
+                .transpose()?;
             let out = a.out.clone().unwrap_or_else(|| file.with_extension("eval.json"));
             o.nearest_png = Some(out.with_extension("nearest.png"));
             let src = Source::Samples { images, origin: file.clone() };
-            (evaluate::evaluate(&src, &data, &feats, &o)?, out)
+            (evaluate::evaluate(&src, &data, feats.as_ref(), &o)?, out)
         }
         (Some(run_path), None) => {
             let (cfg, model, state, _) = run::load_model(run_path, a.checkpoint, &device)?;
@@ -686,7 +694,10 @@ fn eval(a: EvalArgs) -> Result<()> {
                     model.spec.shape
                 );
             }
-            let feats = crate::eval::features::load_or_train(&data, &data::data_dir(dd.as_deref()), false, true)?;
+            let feats = o
+                .needs_features()
+                .then(|| crate::eval::features::load_or_train(&data, &data::data_dir(dd.as_deref()), false, true))
+                .transpose()?;
             o.nearest_png = Some(run_path.join("final/nearest.png"));
             let info = serde_json::json!({
                 "path": run_path.display().to_string(), "model": model.spec.kind.name(), "dataset": ds,
@@ -694,7 +705,10 @@ fn eval(a: EvalArgs) -> Result<()> {
                 "checkpoint": format!("{:?}", a.checkpoint).to_lowercase(),
             });
             let src = Source::Model { model: &model, binarize: cfg.binarize, run: info };
-            (evaluate::evaluate(&src, &data, &feats, &o)?, a.out.clone().unwrap_or_else(|| run_path.join("eval.json")))
+            (
+                evaluate::evaluate(&src, &data, feats.as_ref(), &o)?,
+                a.out.clone().unwrap_or_else(|| run_path.join("eval.json")),
+            )
         }
     };
     crate::util::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;

@@ -18,9 +18,13 @@ fn json_rows_are_consistent_with_the_flop_model() {
     let (ok, out, err) = cli(&["bench", "--json", "--steps", "3", "--warmup", "1", "--threads", "2"], tmp.path());
     assert!(ok, "{err}");
     let rows = json_lines(&out);
-    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows.len(), 3, "{out}");
     let mnist = ImageShape { channels: 1, height: 28, width: 28 };
-    let want = [("mlp-vae", 128, flops::mlp_vae_step(784, &[400], 20)), ("dcgan", 64, flops::dcgan_step(mnist, 100))];
+    let want = [
+        ("mlp-vae", 128, flops::mlp_vae_step(784, &[400], 20)),
+        ("vae", 128, flops::mlp_vae_step(784, &[512, 256], 20)),
+        ("dcgan", 64, flops::dcgan_step(mnist, 100)),
+    ];
     for (r, (name, batch, f)) in rows.iter().zip(want) {
         assert_eq!(r["model"], name);
         assert_eq!(r["batch"], batch);
@@ -54,9 +58,10 @@ fn table_names_every_column_and_the_peak() {
     assert!(!out.contains("dcgan"), "{out}");
 }
 
-/// A stand-in for `python` that checks the arguments bench passes and answers like the script.
+/// A stand-in for `python` that checks the arguments bench passes and answers like the script's
+/// server mode: a ready line, then one result per request line (here 1000, then 2000 samples/s).
 #[test]
-fn pytorch_side_by_side_gives_the_ratio() {
+fn pytorch_side_by_side_gives_the_median_of_per_round_ratios() {
     let tmp = tempfile::tempdir().unwrap();
     let py = tmp.path().join("fake-python");
     let mnist = shared_data().join("mnist");
@@ -65,29 +70,43 @@ fn pytorch_side_by_side_gives_the_ratio() {
         format!(
             "#!/bin/sh\n\
              test -f \"$1\" || {{ echo 'no script' >&2; exit 3; }}\n\
-             echo \"$@\" | grep -q -- '--mnist {} --models mlp-vae --threads 1 --steps 2 --warmup 1 --vae-batch 32' \
-             || {{ echo \"unexpected args: $@\" >&2; exit 4; }}\n\
-             echo '{{\"model\": \"mlp-vae\", \"batch\": 32, \"samples_per_sec\": 1000.0}}'\n",
+             echo \"$@\" | grep -q -- '--serve --mnist {} --threads 1' || {{ echo \"unexpected args: $@\" >&2; exit 4; }}\n\
+             echo '{{\"ready\": true}}'\n\
+             n=0\n\
+             while read -r req; do\n\
+               case \"$req\" in *quit*) exit 0;; esac\n\
+               echo \"$req\" | grep -q '\"model\":\"mlp-vae\"' || {{ echo \"bad request $req\" >&2; exit 5; }}\n\
+               echo \"$req\" | grep -q '\"batch\":32' || {{ echo \"bad batch $req\" >&2; exit 6; }}\n\
+               n=$((n + 1))\n\
+               echo \"{{\\\"model\\\": \\\"mlp-vae\\\", \\\"batch\\\": 32, \\\"samples_per_sec\\\": ${{n}}000.0}}\"\n\
+             done\n",
             mnist.display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o755)).unwrap();
     let args = ["bench", "--json", "--model", "mlp-vae", "--batch", "32", "--steps", "2", "--warmup", "1"];
-    let (ok, out, err) = cli(&[&args[..], &["--threads", "1", "--pytorch", py.to_str().unwrap()]].concat(), tmp.path());
+    let extra = ["--threads", "1", "--rounds", "2", "--pytorch", py.to_str().unwrap()];
+    let (ok, out, err) = cli(&[&args[..], &extra[..]].concat(), tmp.path());
     assert!(ok, "{err}");
     let r = &json_lines(&out)[0];
-    assert_eq!(r["pytorch_samples_per_sec"].as_f64(), Some(1000.0));
-    let ratio = r["samples_per_sec"].as_f64().unwrap() / 1000.0;
-    assert!((r["vs_pytorch"].as_f64().unwrap() - ratio).abs() < 1e-12, "{r}");
+    assert_eq!(r["rounds"], 2);
+    let ours: Vec<f64> = r["round_samples_per_sec"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let theirs: Vec<f64> =
+        r["round_pytorch_samples_per_sec"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(theirs, vec![1000.0, 2000.0]);
+    assert_eq!(r["pytorch_samples_per_sec"].as_f64(), Some(1500.0));
+    let want = 0.5 * (ours[0] / 1000.0 + ours[1] / 2000.0);
+    assert!((r["vs_pytorch"].as_f64().unwrap() - want).abs() < 1e-12, "{r}");
 }
 
 #[test]
 fn bad_inputs_are_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["bench", "--model", "resnet"], "resnet"),
         (&["bench", "--steps", "0"], "--steps must be at least 1"),
+        (&["bench", "--rounds", "0"], "--rounds must be at least 1"),
         (&["bench", "--threads", "0"], "--threads must be at least 1"),
         (&["bench", "--data-dir", "/nonexistent/latentlab"], "/nonexistent/latentlab"),
         (

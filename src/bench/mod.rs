@@ -2,8 +2,13 @@
 //! Each model runs real steps (forward, backward, Adam) exactly as `train` does: warm-up steps,
 //! then the median of timed steps. FLOPs come from the layer shapes (`flops`), the peak is
 //! measured on this machine (`peak`), and "cores busy" is process CPU time over wall time during
-//! the timed steps. `--pytorch PYTHON` runs the same steps in PyTorch right after, in the same
-//! process tree, for a side-by-side ratio.
+//! the timed steps.
+//!
+//! `--pytorch PYTHON` starts `bench/pytorch_ref.py` once, as a server on its stdin/stdout, and
+//! measures in `--rounds` interleaved rounds: in each round every model runs here and then in
+//! PyTorch, back to back. A shared machine drifts (other tenants, clocks) by more than the
+//! differences being measured; interleaving exposes both sides to the same drift, and the ratio
+//! reported is the median of the per-round ratios.
 
 pub mod flops;
 pub mod peak;
@@ -17,7 +22,9 @@ use crate::train::trainer::{optimizers, spec_for};
 use crate::util::{Stream, rng};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The benchmarked models.
@@ -26,23 +33,27 @@ use std::time::{Duration, Instant};
 pub enum BenchModel {
     /// VAE 784-400-(20,20)/20-400-784, Bernoulli decoder, Adam, batch 128 (the classic MNIST VAE).
     MlpVae,
+    /// `train vae`'s default network 784-512-256-(20,20)/20-256-512-784, dynamically binarised
+    /// batches, batch 128.
+    Vae,
     /// `train dcgan`'s networks and step (D on real + fake, then G), batch 64.
     Dcgan,
 }
 
 impl BenchModel {
-    pub const ALL: [BenchModel; 2] = [BenchModel::MlpVae, BenchModel::Dcgan];
+    pub const ALL: [BenchModel; 3] = [BenchModel::MlpVae, BenchModel::Vae, BenchModel::Dcgan];
 
     pub fn name(self) -> &'static str {
         match self {
             BenchModel::MlpVae => "mlp-vae",
+            BenchModel::Vae => "vae",
             BenchModel::Dcgan => "dcgan",
         }
     }
 
     fn default_batch(self) -> usize {
         match self {
-            BenchModel::MlpVae => 128,
+            BenchModel::MlpVae | BenchModel::Vae => 128,
             BenchModel::Dcgan => 64,
         }
     }
@@ -59,9 +70,19 @@ impl BenchModel {
                     ..Default::default()
                 },
             ),
+            BenchModel::Vae => (ModelKind::Vae, Options::default()),
             BenchModel::Dcgan => (ModelKind::Dcgan, Options::default()),
         };
         RunConfig::resolve(kind, Options { batch_size: Some(batch), device: Some(device), data_dir, ..opts })
+    }
+
+    /// FLOPs per sample of one step (see `flops`).
+    fn flops(self, shape: data::ImageShape) -> u64 {
+        match self {
+            BenchModel::MlpVae => flops::mlp_vae_step(shape.len(), &[400], 20),
+            BenchModel::Vae => flops::mlp_vae_step(shape.len(), &[512, 256], 20),
+            BenchModel::Dcgan => flops::dcgan_step(shape, 100),
+        }
     }
 }
 
@@ -72,6 +93,8 @@ pub struct BenchOptions {
     pub batch: Option<usize>,
     pub warmup: usize,
     pub steps: usize,
+    /// Interleaved rounds (each: every model here, then in PyTorch); medians over rounds.
+    pub rounds: usize,
     pub device: DeviceChoice,
     pub data_dir: Option<PathBuf>,
     /// A Python with torch: also run `bench/pytorch_ref.py` with the same settings.
@@ -85,6 +108,8 @@ pub struct BenchRow {
     pub device: DeviceChoice,
     pub batch: usize,
     pub steps: usize,
+    pub rounds: usize,
+    /// Median over rounds of each round's median step.
     pub median_step_ms: f64,
     pub samples_per_sec: f64,
     pub flops_per_sample: u64,
@@ -95,8 +120,12 @@ pub struct BenchRow {
     pub threads: usize,
     /// Process CPU seconds per wall second over the timed steps (None where unmeasurable).
     pub cores_busy: Option<f64>,
+    /// latentlab samples/s of each round.
+    pub round_samples_per_sec: Vec<f64>,
     pub pytorch_samples_per_sec: Option<f64>,
-    /// latentlab samples/s ÷ PyTorch samples/s.
+    /// PyTorch samples/s of each round.
+    pub round_pytorch_samples_per_sec: Vec<f64>,
+    /// Median over rounds of latentlab samples/s ÷ PyTorch samples/s in the same round.
     pub vs_pytorch: Option<f64>,
 }
 
@@ -182,35 +211,60 @@ pub fn threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// One model in one round: (samples/s, median step seconds, cores busy, PyTorch samples/s).
+type Round = (f64, f64, Option<f64>, Option<f64>);
+
 /// Run the benchmark; rows in `opts.models` order.
 pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     if opts.steps == 0 {
         bail!("--steps must be at least 1");
     }
+    if opts.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let data = data::load("mnist", opts.data_dir.as_deref())?;
     let threads = threads();
+    let mut reference = match &opts.pytorch {
+        Some(py) => Some(Reference::start(py, &data::data_dir(opts.data_dir.as_deref()).join("mnist"), threads)?),
+        None => None,
+    };
     let peak = peak::measure(threads, Duration::from_millis(200));
     let shape = data.train.shape;
-    let mut rows = Vec::new();
-    for &m in &opts.models {
-        let batch = opts.batch.unwrap_or(m.default_batch());
-        if batch == 0 {
-            bail!("--batch must be at least 1");
+    let batches: Vec<usize> = opts.models.iter().map(|m| opts.batch.unwrap_or(m.default_batch())).collect();
+    if batches.contains(&0) {
+        bail!("--batch must be at least 1");
+    }
+    let mut rounds: Vec<Vec<Round>> = vec![Vec::new(); opts.models.len()];
+    for _ in 0..opts.rounds {
+        for (i, (&m, &batch)) in opts.models.iter().zip(&batches).enumerate() {
+            let t = time_model(m, batch, opts, &data)?;
+            let med = median(&t.step_secs);
+            let theirs = match reference.as_mut() {
+                Some(r) => Some(r.measure(m, batch, opts.steps, opts.warmup)?),
+                None => None,
+            };
+            rounds[i].push((batch as f64 / med, med, t.cores_busy, theirs));
         }
-        let t = time_model(m, batch, opts, &data)?;
-        let med = median(&t.step_secs);
-        let flops_per_sample = match m {
-            BenchModel::MlpVae => flops::mlp_vae_step(shape.len(), &[400], 20),
-            BenchModel::Dcgan => flops::dcgan_step(shape, 100),
-        };
-        let sps = batch as f64 / med;
+    }
+    if let Some(r) = reference {
+        r.finish();
+    }
+    let mut rows = Vec::new();
+    for ((&m, &batch), rs) in opts.models.iter().zip(&batches).zip(rounds) {
+        let ours: Vec<f64> = rs.iter().map(|r| r.0).collect();
+        let theirs: Vec<f64> = rs.iter().filter_map(|r| r.3).collect();
+        let ratios: Vec<f64> = rs.iter().filter_map(|r| r.3.map(|t| r.0 / t)).collect();
+        let busy: Vec<f64> = rs.iter().filter_map(|r| r.2).collect();
+        let sps = median(&ours);
+        let flops_per_sample = m.flops(shape);
         let gflops = sps * flops_per_sample as f64 / 1e9;
         rows.push(BenchRow {
             model: m.name(),
             device: opts.device,
             batch,
             steps: opts.steps,
-            median_step_ms: med * 1e3,
+            rounds: opts.rounds,
+            median_step_ms: median(&rs.iter().map(|r| r.1).collect::<Vec<_>>()) * 1e3,
             samples_per_sec: sps,
             flops_per_sample,
             gflops_per_sec: gflops,
@@ -218,20 +272,12 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
             peak_isa: peak.isa,
             pct_of_peak: 100.0 * gflops / peak.gflops,
             threads,
-            cores_busy: t.cores_busy,
-            pytorch_samples_per_sec: None,
-            vs_pytorch: None,
+            cores_busy: (!busy.is_empty()).then(|| median(&busy)),
+            round_samples_per_sec: ours,
+            pytorch_samples_per_sec: (!theirs.is_empty()).then(|| median(&theirs)),
+            round_pytorch_samples_per_sec: theirs,
+            vs_pytorch: (!ratios.is_empty()).then(|| median(&ratios)),
         });
-    }
-    if let Some(py) = &opts.pytorch {
-        let mnist = data::data_dir(opts.data_dir.as_deref()).join("mnist");
-        let refs = pytorch(py, &mnist, opts, threads)?;
-        for r in rows.iter_mut() {
-            if let Some(&(_, v)) = refs.iter().find(|(n, _)| n == r.model) {
-                r.pytorch_samples_per_sec = Some(v);
-                r.vs_pytorch = Some(r.samples_per_sec / v);
-            }
-        }
     }
     Ok(rows)
 }
@@ -239,41 +285,92 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
 /// The PyTorch reference script, shipped inside the binary.
 pub const PYTORCH_REF: &str = include_str!("../../bench/pytorch_ref.py");
 
-/// Run the PyTorch reference with the same models, batches, steps and threads; (model, samples/s).
-fn pytorch(python: &Path, mnist: &Path, opts: &BenchOptions, threads: usize) -> Result<Vec<(String, f64)>> {
-    let dir = tempfile_dir()?;
-    let script = dir.join("pytorch_ref.py");
-    std::fs::write(&script, PYTORCH_REF).with_context(|| format!("writing {}", script.display()))?;
-    let models: Vec<&str> = opts.models.iter().map(|m| m.name()).collect();
-    let mut cmd = std::process::Command::new(python);
-    cmd.arg(&script)
-        .arg("--mnist")
-        .arg(mnist)
-        .args(["--models", &models.join(",")])
-        .args(["--threads", &threads.to_string()])
-        .args(["--steps", &opts.steps.to_string()])
-        .args(["--warmup", &opts.warmup.to_string()]);
-    for m in &opts.models {
-        let flag = match m {
-            BenchModel::MlpVae => "--vae-batch",
-            BenchModel::Dcgan => "--dcgan-batch",
-        };
-        cmd.args([flag, &opts.batch.unwrap_or(m.default_batch()).to_string()]);
+/// `bench/pytorch_ref.py --serve`: one process for all rounds, one JSON request per line.
+struct Reference {
+    python: PathBuf,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    dir: PathBuf,
+}
+
+impl Reference {
+    fn start(python: &Path, mnist: &Path, threads: usize) -> Result<Reference> {
+        let dir = tempfile_dir()?;
+        let script = dir.join("pytorch_ref.py");
+        std::fs::write(&script, PYTORCH_REF).with_context(|| format!("writing {}", script.display()))?;
+        let err_log = std::fs::File::create(dir.join("stderr.log")).context("creating the reference's log")?;
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg("--serve")
+            .arg("--mnist")
+            .arg(mnist)
+            .args(["--threads", &threads.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(err_log)
+            .spawn()
+            .with_context(|| format!("--pytorch {}: cannot run it", python.display()))?;
+        let stdin = child.stdin.take().context("reference stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("reference stdout")?);
+        let mut r = Reference { python: python.to_path_buf(), child, stdin, stdout, dir };
+        let line = r.read_line()?;
+        if !line.contains("\"ready\"") {
+            return Err(r.failure(&format!("expected a ready line, got {line:?}")));
+        }
+        Ok(r)
     }
-    let out = cmd.output().with_context(|| format!("--pytorch {}: cannot run it", python.display()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
+
+    fn read_line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.stdout.read_line(&mut line).unwrap_or(0);
+            if n == 0 {
+                return Err(self.failure("it exited"));
+            }
+            if line.trim_start().starts_with('{') {
+                return Ok(line.trim().to_string());
+            }
+        }
+    }
+
+    /// An error naming the interpreter and quoting the end of its stderr.
+    fn failure(&mut self, what: &str) -> anyhow::Error {
+        let _ = self.child.kill();
+        let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+        let err = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
         let tail: Vec<&str> = err.lines().rev().take(5).collect();
-        bail!(
-            "--pytorch {}: the PyTorch reference failed ({}): {}",
-            python.display(),
-            out.status,
+        let _ = std::fs::remove_dir_all(&self.dir);
+        anyhow::anyhow!(
+            "--pytorch {}: the PyTorch reference failed ({what}; {status}): {}",
+            self.python.display(),
             tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        );
+        )
     }
-    parse_pytorch(&String::from_utf8_lossy(&out.stdout))
+
+    /// samples/s of `steps` timed steps (after `warmup`) of `model` in PyTorch.
+    fn measure(&mut self, model: BenchModel, batch: usize, steps: usize, warmup: usize) -> Result<f64> {
+        let req = serde_json::json!({"model": model.name(), "batch": batch, "steps": steps, "warmup": warmup});
+        if writeln!(self.stdin, "{req}").and_then(|_| self.stdin.flush()).is_err() {
+            return Err(self.failure("its stdin closed"));
+        }
+        let line = self.read_line()?;
+        match parse_pytorch(&line) {
+            Ok(v) => match v.iter().find(|(m, _)| m == model.name()) {
+                Some(&(_, sps)) => Ok(sps),
+                None => Err(self.failure(&format!("answered for another model: {line}"))),
+            },
+            Err(e) => Err(self.failure(&e.to_string())),
+        }
+    }
+
+    fn finish(mut self) {
+        let _ = writeln!(self.stdin, "{{\"quit\": true}}");
+        drop(self.stdin);
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// (model, samples/s) from the reference script's JSON lines.
@@ -294,7 +391,9 @@ pub fn parse_pytorch(stdout: &str) -> Result<Vec<(String, f64)>> {
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("latentlab-bench-{}", std::process::id()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("latentlab-bench-{}-{k}", std::process::id()));
     std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     Ok(d)
 }
@@ -337,6 +436,18 @@ pub fn table(rows: &[BenchRow]) -> String {
              linear/conv multiply-adds of forward and backward (README, \"Speed\")\n",
             r.peak_gflops, r.threads, r.peak_isa
         );
+        if r.rounds > 1 {
+            s += &format!(
+                "medians over {} rounds of {} steps{}\n",
+                r.rounds,
+                r.steps,
+                if with_ref {
+                    "; each round runs latentlab then PyTorch, the ratio is the median of per-round ratios"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     s
 }
@@ -400,6 +511,7 @@ mod tests {
             device: DeviceChoice::Cpu,
             batch: 64,
             steps: 3,
+            rounds: 1,
             median_step_ms: 100.0,
             samples_per_sec: 640.0,
             flops_per_sample: 1_000_000,
@@ -409,7 +521,9 @@ mod tests {
             pct_of_peak: 1.0,
             threads: 2,
             cores_busy: Some(1.9),
+            round_samples_per_sec: vec![640.0],
             pytorch_samples_per_sec: Some(1280.0),
+            round_pytorch_samples_per_sec: vec![1280.0],
             vs_pytorch: Some(0.5),
         };
         let t = table(&[row]);

@@ -6,7 +6,7 @@ use super::{coverage, fid, kid, knn, likelihood, prd, sharpness, stats};
 use crate::data::{Binarize, Dataset, ImageShape, Loader, Range, Splits};
 use crate::models::{Model, ModelKind};
 use crate::util::{Stream, rng};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -61,6 +61,19 @@ pub struct EvalOptions {
     /// Where the picture of samples beside their nearest training images goes.
     pub nearest_png: Option<PathBuf>,
     pub verbose: bool,
+}
+
+impl EvalOptions {
+    /// Whether any requested metric looks at generated samples.
+    pub fn needs_samples(&self) -> bool {
+        use Metric::*;
+        [Fid, Kid, Prd, Coverage, Sharpness, Memorization].iter().any(|m| self.metrics.contains(m))
+    }
+    /// Whether any requested metric uses the feature network (which may have to be trained).
+    pub fn needs_features(&self) -> bool {
+        use Metric::*;
+        [Fid, Kid, Prd, Coverage, Memorization, Latent].iter().any(|m| self.metrics.contains(m))
+    }
 }
 
 impl Default for EvalOptions {
@@ -137,13 +150,19 @@ fn quantile_obj(v: &[f32]) -> Value {
 }
 
 /// Run the chosen metrics; returns the eval.json object.
-pub fn evaluate(source: &Source, data: &Splits, feats: &Features, o: &EvalOptions) -> Result<Value> {
+/// `feats` may be None when no requested metric needs it (`EvalOptions::needs_features`).
+pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &EvalOptions) -> Result<Value> {
     let t_all = Instant::now();
     let mut tm = Timer(BTreeMap::new());
     let shape = data.test.shape;
-    if feats.meta.shape != shape {
-        bail!("feature network is for {:?} images but the dataset has {:?}", feats.meta.shape, shape);
-    }
+    let feats = match feats {
+        Some(f) if f.meta.shape != shape => {
+            bail!("feature network is for {:?} images but the dataset has {:?}", f.meta.shape, shape)
+        }
+        Some(f) => Some(f),
+        None if o.needs_features() => bail!("the requested metrics need the feature network"),
+        None => None,
+    };
     let has = |m: Metric| o.metrics.contains(&m);
     let say = |s: &str| {
         if o.verbose {
@@ -175,6 +194,10 @@ pub fn evaluate(source: &Source, data: &Splits, feats: &Features, o: &EvalOption
 
     // Samples.
     let (samples, sample_desc) = match source {
+        // `--metrics nll` (or latent) alone: no sample is looked at, none is drawn.
+        Source::Model { .. } if !o.needs_samples() => {
+            (Vec::new(), "none (no requested metric uses samples)".to_string())
+        }
         Source::Model { model, .. } => {
             let n = o.n;
             if n < 2 {
@@ -205,14 +228,18 @@ pub fn evaluate(source: &Source, data: &Splits, feats: &Features, o: &EvalOption
     idx.truncate(n_real);
     let train_sub = data.train.subset(&idx);
     protocol.insert("n_real".into(), json!(n_real));
-    protocol.insert(
-        "feature_network".into(),
-        json!({
-            "sha256": feats.meta.weights_sha256, "dataset": feats.meta.dataset, "test_accuracy": feats.meta.test_accuracy,
-            "path": feats.path.display().to_string(), "layer": "penultimate (128 ReLU units)", "epochs": feats.meta.epochs,
-            "seed": feats.meta.seed,
-        }),
-    );
+    if let Some(feats) = feats {
+        protocol.insert(
+            "feature_network".into(),
+            json!({
+                "sha256": feats.meta.weights_sha256, "dataset": feats.meta.dataset, "test_accuracy": feats.meta.test_accuracy,
+                "path": feats.path.display().to_string(), "layer": "penultimate (128 ReLU units)", "epochs": feats.meta.epochs,
+                "seed": feats.meta.seed,
+            }),
+        );
+    }
+    // Present whenever a metric that uses it was requested (checked above).
+    let feats = || feats.context("feature network");
     protocol.insert("seed".into(), json!(o.seed));
     if n_real < n {
         notes.insert("n_real".into(), json!(format!("only {n_real} test images: real sets are smaller than n")));
@@ -222,8 +249,8 @@ pub fn evaluate(source: &Source, data: &Splits, feats: &Features, o: &EvalOption
     let mut emb: Option<(Embedding, Embedding)> = None;
     if need_embed {
         say("embedding samples and test images…");
-        let s = tm.time("features", || feats.embed(&samples))?;
-        let t = tm.time("features", || feats.embed_dataset(&test))?;
+        let s = tm.time("features", || feats()?.embed(&samples))?;
+        let t = tm.time("features", || feats()?.embed_dataset(&test))?;
         emb = Some((s, t));
     }
 
@@ -231,7 +258,7 @@ pub fn evaluate(source: &Source, data: &Splits, feats: &Features, o: &EvalOption
         && let Some((s, t)) = &emb
     {
         say("FID…");
-        let tr = tm.time("features", || feats.embed_dataset(&train_sub))?;
+        let tr = tm.time("features", || feats()?.embed_dataset(&train_sub))?;
         let d = super::features::FEATURE_DIM;
         out.insert("fid".into(), json!(tm.time("fid", || fid::fid(&s.features, &t.features, d))?));
         out.insert("fid_floor".into(), json!(tm.time("fid", || fid::fid(&tr.features, &t.features, d))?));
@@ -312,7 +339,7 @@ pub fn evaluate(source: &Source, data: &Splits, feats: &Features, o: &EvalOption
         say("nearest training images…");
         let m = o.nn_n.min(n).min(data.test.n);
         let v = tm.time("memorization", || {
-            memorization(&samples, &data.train, &data.test, m, feats, o.nearest_png.as_deref())
+            memorization(&samples, &data.train, &data.test, m, feats()?, o.nearest_png.as_deref())
         })?;
         out.insert("nn_ratio".into(), v["pixel"]["ratio"].clone());
         out.insert("memorization".into(), v);
@@ -351,7 +378,7 @@ pub fn evaluate(source: &Source, data: &Splits, feats: &Features, o: &EvalOption
             }
         }
         if has(Metric::Latent) && model.spec.kind.has_encoder() {
-            out.insert("latent".into(), tm.time("latent", || latent_diagnostics(model, data, feats, o.seed))?);
+            out.insert("latent".into(), tm.time("latent", || latent_diagnostics(model, data, feats()?, o.seed))?);
         }
     }
     if !notes.is_empty() {

@@ -72,10 +72,9 @@ impl FeatureNet {
         let b = x.dims()[0];
         let pool = MaxPool2dConfig::new([2, 2]).init();
         let x = x.reshape([b, self.channels, self.height, self.width]);
-        let x = pool.forward(kernels::conv2d(&self.conv1, x, Act::Relu));
-        let x = pool.forward(kernels::conv2d(&self.conv2, x, Act::Relu));
-        let [b, c, h, w] = x.dims();
-        let f = kernels::linear(&self.fc, x.reshape([b, c * h * w]), Act::Relu);
+        let x = kernels::max_pool2d(&pool, kernels::conv2d(&self.conv1, x, Act::Relu));
+        let x = kernels::max_pool2d(&pool, kernels::conv2d(&self.conv2, x, Act::Relu));
+        let f = kernels::flatten_linear(&self.fc, x, Act::Relu);
         let logits = kernels::linear(&self.out, f.clone(), Act::None);
         (f, logits)
     }

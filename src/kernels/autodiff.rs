@@ -3,7 +3,10 @@
 //! are tracked — no input gradient for data, no weight gradient for a frozen network.
 
 use super::conv::{self, Mem, Need, Saved};
-use super::flex::{conv_permuted, dims4, geometry, norm_shape, rows_cols, tensor, tensor4, values, values_as, values4};
+use super::flex::{
+    conv_permuted, dims4, flatten_weight, geometry, norm_shape, pool_forward, pool_shape, rows_cols, tensor, tensor4,
+    values, values_as, values4,
+};
 use super::{ConvSpec, LabKernels, act::Act, loss, norm};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -132,6 +135,59 @@ impl Backward<Flex, 3> for LinearBackward {
 }
 
 #[derive(Debug)]
+struct FlattenLinearBackward;
+
+impl Backward<Flex, 3> for FlattenLinearBackward {
+    /// (x [n, c, h, w], W, output if there is an activation, f)
+    type State = (FlexTensor, FlexTensor, Option<FlexTensor>, Act);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w, y, act) = ops.state;
+        let dims = dims4(&x, "flatten-linear input");
+        let chw = [dims[1], dims[2], dims[3]];
+        let (fin, fout) = rows_cols(&w);
+        let (xv, mem) = values4(&x);
+        let w_nchw = values(&w);
+        let wv = flatten_weight(&w_nchw, chw, fout, mem);
+        let y = y.as_ref().map(values);
+        let need = [nx.is_some(), nw.is_some(), nb.is_some()];
+        let super::linear::Grads { dx, dw, db } =
+            super::linear::backward(&xv, &wv, y.as_deref(), &values(&dy), fin, fout, act, need);
+        if let (Some(node), Some(v)) = (nx, dx) {
+            grads.register::<Flex>(node.id, tensor4(v, dims, mem));
+        }
+        if let (Some(node), Some(v)) = (nw, dw) {
+            let v = if mem == Mem::Nhwc { super::linear::permute_rows(&v, chw, fout, false) } else { v };
+            grads.register::<Flex>(node.id, tensor(v, [fin, fout]));
+        }
+        if let (Some(node), Some(v)) = (nb, db) {
+            grads.register::<Flex>(node.id, tensor(v, [fout]));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    /// (input, window, winning taps, memory order of input and output)
+    type State = (FlexTensor, [usize; 2], Arc<Vec<u8>>, Mem);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, window, arg, mem) = ops.state;
+        if let Some(node) = node {
+            let s = pool_shape(&x, window);
+            let dx = super::pool::backward(s, mem, &arg, &values_as(&dy, mem));
+            grads.register::<Flex>(node.id, tensor4(dx, dims4(&x, "max-pool input"), mem));
+        }
+    }
+}
+
+#[derive(Debug)]
 struct ActBackward;
 
 impl Backward<Flex, 1> for ActBackward {
@@ -168,7 +224,8 @@ impl Backward<Flex, 2> for BceBackward {
         let g = grads.consume::<Flex>(&ops.node);
         let (l, t) = ops.state;
         let shape = l.shape();
-        let (_, d) = rows_cols(&l);
+        let ((rows, d), (trows, _)) = (rows_cols(&l), rows_cols(&t));
+        assert_eq!(rows, trows, "gradients of grouped targets are not implemented");
         let (dl, dt) = loss::bce_rows_backward(&values(&l), &values(&t), d, &values(&g), nt.is_some());
         if let Some(node) = nl {
             grads.register::<Flex>(node.id, tensor(dl, shape.clone()));
@@ -233,6 +290,36 @@ impl<C: CheckpointStrategy> LabKernels for Ad<C> {
                 prep.finish((xp, wp, keep_y, act), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::lab_linear(xp, wp, bp, act)),
+        }
+    }
+
+    fn lab_flatten_linear(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        act: Act,
+    ) -> FloatTensor<Self> {
+        let (xp, xg) = x.into_parts();
+        let (wp, wg) = w.into_parts();
+        let (bp, bg) = b.into_parts();
+        match FlattenLinearBackward.prepare::<C>([xg, wg, bg]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = Flex::lab_flatten_linear(xp.clone(), wp.clone(), bp, act);
+                let keep_y = (act != Act::None).then(|| y.clone());
+                prep.finish((xp, wp, keep_y, act), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::lab_flatten_linear(xp, wp, bp, act)),
+        }
+    }
+
+    fn lab_max_pool2d(x: FloatTensor<Self>, window: [usize; 2]) -> FloatTensor<Self> {
+        let (xp, xg) = x.into_parts();
+        match PoolBackward.prepare::<C>([xg]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (y, arg, mem) = pool_forward(&xp, window);
+                prep.finish((xp, window, Arc::new(arg), mem), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(pool_forward(&xp, window).0),
         }
     }
 

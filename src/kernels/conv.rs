@@ -19,6 +19,7 @@
 //! gradients are summed over chunks in chunk order. So results are bit-identical whatever the
 //! number of threads. Scratch buffers are per thread and reused across calls.
 
+use super::SharedMut;
 use super::act::{Act, with_act};
 use super::gemm::{Par, matmul, view};
 use super::simd::multiversion;
@@ -267,41 +268,53 @@ fn chunk_nhwc<'a>(
     }
 }
 
-/// W [co, ci, kh, kw] → Wp [kh, kw, ci, co], the K′ × co matrix matching NHWC im2col rows. Tiles
-/// of 16 output channels keep both the 16 source rows and the written runs in L1.
+/// W [co, ci, kh, kw] → Wp [kh, kw, ci, co], the K′ × co matrix matching NHWC im2col rows. A task
+/// takes 16 output channels: per input channel it reads their 16 contiguous kh·kw runs and writes
+/// 16-wide segments of kh·kw rows of Wp (segments of different tasks never overlap).
 pub fn permute_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
     assert_eq!(w.len(), g.co * g.kdim(), "conv weight size");
     let (t, ci, co) = (g.kh * g.kw, g.ci, g.co);
     let mut wp = vec![0.0f32; w.len()];
-    for c in 0..ci {
-        for o0 in (0..co).step_by(16) {
-            let o1 = (o0 + 16).min(co);
+    let out = SharedMut(wp.as_mut_ptr());
+    let blocks = co.div_ceil(16);
+    let fill = |b: usize| {
+        let (o0, o1) = (b * 16, (b * 16 + 16).min(co));
+        for c in 0..ci {
             for tap in 0..t {
-                let dst = &mut wp[(tap * ci + c) * co..][o0..o1];
+                // SAFETY: the segment (tap, c, o0..o1) lies inside wp and belongs to block b only.
+                let dst = unsafe { out.slice((tap * ci + c) * co + o0, o1 - o0) };
                 for (d, o) in dst.iter_mut().zip(o0..o1) {
                     *d = w[(o * ci + c) * t + tap];
                 }
             }
         }
+    };
+    if w.len() < 2 * super::act::PAR_MIN {
+        (0..blocks).for_each(fill);
+    } else {
+        (0..blocks).into_par_iter().for_each(fill);
     }
     wp
 }
 
-/// Wp [kh, kw, ci, co] → W [co, ci, kh, kw], the inverse of `permute_weight`.
+/// Wp [kh, kw, ci, co] → W [co, ci, kh, kw], the inverse of `permute_weight`; output channels are
+/// split over the pool (each owns a contiguous block of W).
 fn unpermute_weight(g: &Geom, wp: &[f32]) -> Vec<f32> {
     let (t, ci, co) = (g.kh * g.kw, g.ci, g.co);
     let mut w = vec![0.0f32; wp.len()];
-    for c in 0..ci {
-        for o0 in (0..co).step_by(16) {
-            let o1 = (o0 + 16).min(co);
+    let per_o = ci * t;
+    let o_per_task = (super::act::PAR_MIN / per_o.max(1)).clamp(1, 16);
+    w.par_chunks_mut(o_per_task * per_o.max(1)).enumerate().for_each(|(i, part)| {
+        let o0 = i * o_per_task;
+        for c in 0..ci {
             for tap in 0..t {
-                let src = &wp[(tap * ci + c) * co..][o0..o1];
-                for (s, o) in src.iter().zip(o0..o1) {
-                    w[(o * ci + c) * t + tap] = *s;
+                let src = &wp[(tap * ci + c) * co..][..co];
+                for (k, row) in part.chunks_mut(per_o).enumerate() {
+                    row[c * t + tap] = src[o0 + k];
                 }
             }
         }
-    }
+    });
     w
 }
 
@@ -314,6 +327,17 @@ multiversion! {
                 for (v, b) in row.iter_mut().zip(bias) {
                     *v = f(*v + *b);
                 }
+            }
+        })
+    }
+}
+
+multiversion! {
+    /// dst ← src ⊙ f′(out), element-wise.
+    fn times_deriv(dst: &mut [f32], src: &[f32], out: &[f32], act: Act) {
+        with_act!(act, _f, d => {
+            for ((o, &v), &y) in dst.iter_mut().zip(src).zip(out) {
+                *o = v * d(y);
             }
         })
     }
@@ -359,12 +383,14 @@ fn grad_rows<'a>(
     match (out, act) {
         (Some((out, out_mem)), act) if act != Act::None => {
             let part = &up.0[b0 * c * s..][..len];
-            match up.1 {
-                Mem::Nhwc => buf[..len].copy_from_slice(part),
-                Mem::Nchw => nchw_to_nhwc(part, nb, c, s, &mut buf[..len]),
-            }
             let o = chunk_nhwc(out, out_mem, b0, nb, c, s, &mut tmp[..len]);
-            scale_by_deriv(&mut buf[..len], o, act);
+            match up.1 {
+                Mem::Nhwc => times_deriv(&mut buf[..len], part, o, act),
+                Mem::Nchw => {
+                    nchw_to_nhwc(part, nb, c, s, &mut buf[..len]);
+                    scale_by_deriv(&mut buf[..len], o, act);
+                }
+            }
             &buf[..len]
         }
         _ => chunk_nhwc(up.0, up.1, b0, nb, c, s, &mut buf[..len]),

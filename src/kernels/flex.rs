@@ -141,6 +141,20 @@ impl LabKernels for Flex {
         tensor(super::linear::forward(&values(&x), &values(&w), &values(&b), fin, fout, act), [rows, fout])
     }
 
+    fn lab_flatten_linear(x: FlexTensor, w: FlexTensor, b: FlexTensor, act: Act) -> FlexTensor {
+        let [n, c, h, wd] = dims4(&x, "flatten-linear input");
+        let (fin, fout) = rows_cols(&w);
+        assert_eq!(fin, c * h * wd, "flatten-linear: input has {} features, weight expects {fin}", c * h * wd);
+        let (xv, mem) = values4(&x);
+        let w_nchw = values(&w);
+        let wv = flatten_weight(&w_nchw, [c, h, wd], fout, mem);
+        tensor(super::linear::forward(&xv, &wv, &values(&b), fin, fout, act), [n, fout])
+    }
+
+    fn lab_max_pool2d(x: FlexTensor, window: [usize; 2]) -> FlexTensor {
+        pool_forward(&x, window).0
+    }
+
     fn lab_act(x: FlexTensor, act: Act) -> FlexTensor {
         let shape = x.shape();
         if shape.num_dims() == 4 {
@@ -169,8 +183,12 @@ impl LabKernels for Flex {
 
     fn lab_bce_logits_rows(logits: FlexTensor, target: FlexTensor) -> FlexTensor {
         let (rows, d) = rows_cols(&logits);
-        assert_eq!(logits.shape(), target.shape(), "logits and targets differ in shape");
-        tensor(loss::bce_rows(&values(&logits), &values(&target), d), [rows])
+        let (trows, td) = rows_cols(&target);
+        assert!(
+            td == d && trows > 0 && rows % trows == 0,
+            "logits {rows}×{d} cannot be scored against targets {trows}×{td}"
+        );
+        tensor(loss::bce_rows(&values(&logits), &values(&target), d, rows / trows), [rows])
     }
 }
 
@@ -184,6 +202,29 @@ fn exclusive(t: FlexTensor) -> FlexTensor {
     }
     let shape = t.shape();
     tensor(values(&t).into_owned(), shape)
+}
+
+/// The weight of a flatten-linear layer in the row order of inputs stored as `mem`.
+pub(super) fn flatten_weight(w: &[f32], chw: [usize; 3], fout: usize, mem: Mem) -> Cow<'_, [f32]> {
+    match mem {
+        Mem::Nchw => Cow::Borrowed(w),
+        Mem::Nhwc => Cow::Owned(super::linear::permute_rows(w, chw, fout, true)),
+    }
+}
+
+pub(super) fn pool_shape(x: &FlexTensor, [kh, kw]: [usize; 2]) -> super::pool::PoolShape {
+    let [n, c, h, w] = dims4(x, "max-pool input");
+    assert!(h >= kh && w >= kw, "max-pool: a {h}×{w} input is smaller than its {kh}×{kw} window");
+    super::pool::PoolShape { n, c, h, w, kh, kw }
+}
+
+/// (pooled tensor, winning taps, memory order) — the autodiff op keeps the taps for backward.
+pub(super) fn pool_forward(x: &FlexTensor, window: [usize; 2]) -> (FlexTensor, Vec<u8>, Mem) {
+    let s = pool_shape(x, window);
+    let (v, mem) = values4(x);
+    let (y, arg) = super::pool::forward(s, mem, &v);
+    let (oh, ow) = s.out();
+    (tensor4(y, [s.n, s.c, oh, ow], mem), arg, mem)
 }
 
 /// [n, c, …] as n × c × (product of the rest).

@@ -28,6 +28,22 @@ multiversion! {
     }
 }
 
+/// The rows of a [c·h·w, fout] weight reordered from (c, y, x) to (y, x, c) order (`to_nhwc`) or
+/// back: a linear layer applied to a flattened NHWC image then needs no NCHW copy of it.
+pub fn permute_rows(w: &[f32], [c, h, wd]: [usize; 3], fout: usize, to_nhwc: bool) -> Vec<f32> {
+    assert_eq!(w.len(), c * h * wd * fout, "flatten-linear weight size");
+    let mut out = vec![0.0f32; w.len()];
+    let s = h * wd;
+    for ch in 0..c {
+        for p in 0..s {
+            let (nchw, nhwc) = ((ch * s + p) * fout, (p * c + ch) * fout);
+            let (src, dst) = if to_nhwc { (nchw, nhwc) } else { (nhwc, nchw) };
+            out[dst..dst + fout].copy_from_slice(&w[src..src + fout]);
+        }
+    }
+    out
+}
+
 /// y = f(x·W + b) for x [rows, fin], W [fin, fout], b [fout].
 pub fn forward(x: &[f32], w: &[f32], b: &[f32], fin: usize, fout: usize, act: Act) -> Vec<f32> {
     assert_eq!(w.len(), fin * fout, "linear weight size");

@@ -5,20 +5,27 @@ use super::simd::{self, LANES, multiversion};
 use rayon::prelude::*;
 
 multiversion! {
-    /// Σⱼ softplus(lⱼ) − tⱼ·lⱼ of one row, with `LANES` accumulators.
-    fn row_nll(l: &[f32], t: &[f32]) -> f32 {
+    /// Σⱼ softplus(lⱼ) − tⱼ·lⱼ of one row. The terms go through a small buffer in a plain loop
+    /// (which LLVM vectorises, exp and ln included), then into `LANES` accumulators.
+    pub fn row_nll(l: &[f32], t: &[f32]) -> f32 {
+        const B: usize = 256;
+        let mut buf = [0.0f32; B];
         let mut acc = [0.0f32; LANES];
-        let n = l.len() / LANES * LANES;
-        for i in (0..n).step_by(LANES) {
-            for k in 0..LANES {
-                acc[k] += simd::softplus(l[i + k]) - t[i + k] * l[i + k];
+        let mut tail = 0.0f32;
+        for (lc, tc) in l.chunks(B).zip(t.chunks(B)) {
+            let n = lc.len();
+            for ((b, &lv), &tv) in buf[..n].iter_mut().zip(lc).zip(tc) {
+                *b = simd::softplus::<M>(lv) - tv * lv;
             }
+            let full = n / LANES * LANES;
+            for c in buf[..full].chunks_exact(LANES) {
+                for (a, v) in acc.iter_mut().zip(c) {
+                    *a += *v;
+                }
+            }
+            tail += buf[full..n].iter().sum::<f32>();
         }
-        let mut s: f32 = acc.iter().sum();
-        for i in n..l.len() {
-            s += simd::softplus(l[i]) - t[i] * l[i];
-        }
-        s
+        acc.iter().sum::<f32>() + tail
     }
 }
 
@@ -26,7 +33,7 @@ multiversion! {
     /// dl = g·(σ(l) − t) and, when asked, dt = −g·l, for one row with upstream gradient g.
     fn row_grad(l: &[f32], t: &[f32], g: f32, dl: &mut [f32], dt: Option<&mut [f32]>) {
         for ((d, &lv), &tv) in dl.iter_mut().zip(l).zip(t) {
-            *d = g * (simd::sigmoid(lv) - tv);
+            *d = g * (simd::sigmoid::<M>(lv) - tv);
         }
         if let Some(dt) = dt {
             for (d, &lv) in dt.iter_mut().zip(l) {
@@ -41,9 +48,10 @@ fn rows_per_task(d: usize) -> usize {
     (super::act::PAR_MIN / d.max(1)).max(1)
 }
 
-/// [B, D] logits and targets → [B] per-row sums.
-pub fn bce_rows(l: &[f32], t: &[f32], d: usize) -> Vec<f32> {
-    assert_eq!(l.len(), t.len(), "logits and targets differ in size");
+/// [B, D] logits and [B/group, D] targets → [B] per-row sums; logit row r is scored against
+/// target row r / group (`group` consecutive rows share a target: importance samples of one image).
+pub fn bce_rows(l: &[f32], t: &[f32], d: usize, group: usize) -> Vec<f32> {
+    assert!(group >= 1 && l.len() == t.len() * group, "logits and targets differ in size");
     if d == 0 {
         return vec![0.0; 0];
     }
@@ -53,7 +61,8 @@ pub fn bce_rows(l: &[f32], t: &[f32], d: usize) -> Vec<f32> {
     out.par_chunks_mut(per).enumerate().for_each(|(i, o)| {
         for (j, v) in o.iter_mut().enumerate() {
             let r = i * per + j;
-            *v = row_nll(&l[r * d..(r + 1) * d], &t[r * d..(r + 1) * d]);
+            let tr = r / group;
+            *v = row_nll(&l[r * d..(r + 1) * d], &t[tr * d..(tr + 1) * d]);
         }
     });
     out
@@ -90,7 +99,11 @@ mod tests {
         let (b, d) = (37, 1000);
         let l: Vec<f32> = (0..b * d).map(|i| ((i * 7919) % 4001) as f32 / 100.0 - 20.0).collect();
         let t: Vec<f32> = (0..b * d).map(|i| ((i * 104729) % 101) as f32 / 100.0).collect();
-        let out = bce_rows(&l, &t, d);
+        let out = bce_rows(&l, &t, d, 1);
+        let grouped = bce_rows(&l, &t[..d], d, b);
+        for r in 0..b {
+            assert_eq!(grouped[r], bce_rows(&l[r * d..(r + 1) * d], &t[..d], d, 1)[0], "grouped row {r}");
+        }
         for r in 0..b {
             let want: f64 = (0..d)
                 .map(|j| {

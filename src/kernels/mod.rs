@@ -16,13 +16,16 @@ mod flex;
 pub mod gemm;
 pub mod linear;
 pub mod loss;
+pub mod mlp;
 pub mod norm;
+pub mod pool;
 pub mod simd;
 
 pub use act::Act;
 
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension, tensor::FloatTensor};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -60,6 +63,16 @@ pub trait LabKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// f(x·W + b) for x [rows, in], W [in, out] (burn's layout), b [out].
     fn lab_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, act: Act) -> FloatTensor<Self>;
+    /// f(flatten(x)·W + b) for x [n, c, h, w] flattened in NCHW order (a linear layer after
+    /// convolutions), reading channels-last inputs without copying them to NCHW.
+    fn lab_flatten_linear(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        act: Act,
+    ) -> FloatTensor<Self>;
+    /// Max pooling over non-overlapping kh×kw windows (stride = window, no padding).
+    fn lab_max_pool2d(x: FloatTensor<Self>, window: [usize; 2]) -> FloatTensor<Self>;
     /// f(x), element-wise.
     fn lab_act(x: FloatTensor<Self>, act: Act) -> FloatTensor<Self>;
     /// Σⱼ softplus(lᵢⱼ) − tᵢⱼ·lᵢⱼ per row of [B, D] logits and targets: [B].
@@ -72,6 +85,43 @@ pub trait LabKernels: Backend {
         v: FloatTensor<Self>,
         step: adam::AdamStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// A raw pointer that may cross threads, for kernels whose tasks write disjoint index ranges of
+/// one output (channel planes, weight segments) that are not contiguous chunks `par_chunks_mut`
+/// could hand out.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut(pub(crate) *mut f32);
+// SAFETY: every user writes only ranges no other task touches (see `slice`).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// `len` values from offset `o`.
+    ///
+    /// # Safety
+    /// The range must lie inside the allocation, and no other live slice may overlap it.
+    pub(crate) unsafe fn slice<'a>(self, o: usize, len: usize) -> &'a mut [f32] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(o), len) }
+    }
+}
+
+/// Build rayon's global pool (which burn's Flex, gemm and our kernels share) with the calling
+/// thread as one of its workers, `threads` in all [default: RAYON_NUM_THREADS, else one per core].
+///
+/// A parallel loop started from outside the pool parks the caller and wakes every worker through
+/// the OS; started on a worker, that worker runs part of it and the others steal the rest. A
+/// training step is dozens of parallel loops of tens of microseconds, so the main thread being a
+/// worker saves most of those sleeps and wake-ups. (Running each step on some pool worker instead
+/// would also do that, but burn's batch-norm running statistics are kept per thread and averaged
+/// across threads, so steps must stay on one thread.) Call once, before any parallel work.
+pub fn init_pool(threads: Option<usize>) -> anyhow::Result<()> {
+    let mut b = rayon::ThreadPoolBuilder::new().use_current_thread();
+    if let Some(n) = threads {
+        b = b.num_threads(n);
+    }
+    b.build_global().map_err(|e| anyhow::anyhow!("cannot start the worker pool: {e}"))
 }
 
 /// Whether our kernels are switched on (`LATENTLAB_KERNELS=burn` turns them off, for comparisons).
@@ -120,6 +170,34 @@ pub fn linear(layer: &Linear, x: Tensor<2>, act: Act) -> Tensor<2> {
         b.into_dispatch(),
         act,
     ))
+}
+
+/// f(layer(x.reshape([n, c·h·w]))): a linear layer on flattened feature maps.
+pub fn flatten_linear(layer: &Linear, x: Tensor<4>, act: Act) -> Tensor<2> {
+    if !ours(&x) {
+        let [n, c, h, w] = x.dims();
+        return with_act_burn(layer.forward(x.reshape([n, c * h * w])), act);
+    }
+    let [_, fout] = layer.weight.dims();
+    let b = bias_or_zeros(&layer.bias, fout, &x.device());
+    Tensor::from_dispatch(<Dispatch as LabKernels>::lab_flatten_linear(
+        x.into_dispatch(),
+        layer.weight.val().into_dispatch(),
+        b.into_dispatch(),
+        act,
+    ))
+}
+
+/// layer(x) for a max-pooling layer; ours for non-overlapping windows without padding.
+pub fn max_pool2d(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let plain = layer.stride == layer.kernel_size
+        && layer.dilation == [1, 1]
+        && !layer.ceil_mode
+        && matches!(layer.padding, PaddingConfig2d::Valid);
+    if !(plain && ours(&x)) {
+        return layer.forward(x);
+    }
+    Tensor::from_dispatch(<Dispatch as LabKernels>::lab_max_pool2d(x.into_dispatch(), layer.kernel_size))
 }
 
 fn bias_or_zeros(bias: &Option<burn::module::Param<Tensor<1>>>, n: usize, device: &Device) -> Tensor<1> {
@@ -192,6 +270,52 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, act: Act) -> Ten
     bn.running_mean.update(rm.detach());
     bn.running_var.update(rv.detach());
     Tensor::from_dispatch(y)
+}
+
+/// Per-row Bernoulli NLL of an MLP's logits (`hidden` between layers), row r scored against
+/// target row r / `group`, computed block by block without materialising the logits: the
+/// decoder passes of importance-weighted bounds. Inference only; `None` off the Flex CPU backend
+/// or on an autodiff device, where the caller runs the layers and `bce_logits_rows_grouped`.
+pub fn mlp_bce_rows(
+    layers: &[&Linear],
+    hidden: Act,
+    x: Tensor<2>,
+    target: Tensor<2>,
+    group: usize,
+) -> Option<Tensor<1>> {
+    if !ours(&x) || x.device().is_autodiff() || target.dtype() != DType::F32 {
+        return None;
+    }
+    let prim = |t: Tensor<2>| t.try_into_primitive::<burn::backend::Flex>().ok();
+    let prim1 = |t: Tensor<1>| t.try_into_primitive::<burn::backend::Flex>().ok();
+    let rows = x.dims()[0];
+    let (x, target) = (prim(x)?, prim(target)?);
+    let mut params = Vec::with_capacity(layers.len());
+    for l in layers {
+        let [fin, fout] = l.weight.dims();
+        let b = bias_or_zeros(&l.bias, fout, &l.weight.val().device());
+        params.push((prim(l.weight.val())?, prim1(b)?, fin, fout));
+    }
+    let vals: Vec<_> = params.iter().map(|(w, b, _, _)| (flex::values(w), flex::values(b))).collect();
+    let dense: Vec<mlp::Dense> =
+        vals.iter().zip(&params).map(|((w, b), &(_, _, fin, fout))| mlp::Dense { w, b, fin, fout }).collect();
+    let out = mlp::bce_rows(&dense, hidden, &flex::values(&x), &flex::values(&target), group);
+    Some(Tensor::from_primitive::<burn::backend::Flex>(flex::tensor(out, [rows])))
+}
+
+/// Per-row Bernoulli NLL where `group` consecutive logit rows share one target row — K importance
+/// samples of each image, scored without repeating the image K times in memory. Not
+/// differentiable in the targets.
+pub fn bce_logits_rows_grouped(logits: Tensor<2>, target: Tensor<2>, group: usize) -> Tensor<1> {
+    if group == 1 {
+        return bce_logits_rows(logits, target);
+    }
+    if !ours(&logits) || target.dtype() != DType::F32 {
+        let [b, d] = target.dims();
+        let t = target.reshape([b, 1, d]).repeat_dim(1, group).reshape([b * group, d]);
+        return bce_logits_rows(logits, t);
+    }
+    Tensor::from_dispatch(<Dispatch as LabKernels>::lab_bce_logits_rows(logits.into_dispatch(), target.into_dispatch()))
 }
 
 /// Per-row Bernoulli negative log-likelihood of targets `t` under logits `l`: Σⱼ softplus(lᵢⱼ) −

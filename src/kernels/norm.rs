@@ -3,6 +3,7 @@
 //! Channels are independent, so the pool splits them; each channel's sums run on one thread in a
 //! fixed order (bit-identical whatever the thread count). Sums are accumulated in f64.
 
+use super::SharedMut;
 use super::act::{Act, with_act};
 use super::conv::Mem;
 use super::simd::{LANES, multiversion};
@@ -30,24 +31,6 @@ pub struct NormOut {
     pub y: Vec<f32>,
     pub mean: Vec<f32>,
     pub var: Vec<f32>,
-}
-
-/// A raw pointer that may cross threads: every user writes a disjoint set of indices.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: used only to write disjoint channel planes from different threads (see callers).
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
-
-impl SharedMut {
-    /// `len` values from offset `o`.
-    ///
-    /// # Safety
-    /// The range must be in bounds and no other live slice may overlap it.
-    unsafe fn slice<'a>(self, o: usize, len: usize) -> &'a mut [f32] {
-        // SAFETY: guaranteed by the caller.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(o), len) }
-    }
 }
 
 /// Channels per task: enough work per task to outweigh the hand-off.

@@ -248,3 +248,61 @@ fn linear_matches_burn_with_gradients_and_is_thread_count_invariant() {
         }
     }
 }
+
+/// A linear layer on flattened feature maps, fed by a convolution (channels-last storage) and by a
+/// plain NCHW tensor, agrees with burn's reshape + linear, gradients included.
+#[test]
+fn flatten_linear_matches_reshape_then_linear() {
+    use burn::nn::LinearConfig;
+    let d = dev();
+    let rng = &mut ChaCha8Rng::seed_from_u64(12);
+    let conv = Conv2dConfig::new([3, 8], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&d);
+    let mut fc = LinearConfig::new(8 * 5 * 6, 4).init(&d);
+    fc.weight = Param::from_tensor(rand_t(rng, [240, 4], 0.2).require_grad());
+    let x = rand_t(rng, [7, 3, 5, 6], 1.0);
+    let r = rand_t(rng, [7, 4], 1.0);
+    for via_conv in [true, false] {
+        let x1 = x.clone().require_grad();
+        let (h1, h2) = if via_conv {
+            (conv2d(&conv, x1.clone(), Act::None), conv2d(&conv, x1.clone(), Act::None))
+        } else {
+            let h = rand_t(rng, [7, 8, 5, 6], 1.0);
+            (h.clone(), h)
+        };
+        let ours = flatten_linear(&fc, h1, Act::Tanh);
+        let reference = with_act_burn(fc.forward(h2.reshape([7, 240])), Act::Tanh);
+        assert_close(to_vec(ours.clone().detach()), to_vec(reference.clone().detach()), "flatten-linear y");
+        let g1 = (ours * r.clone()).sum().backward();
+        let g2 = (reference * r.clone()).sum().backward();
+        assert_close(to_vec(fc.weight.val().grad(&g1).unwrap()), to_vec(fc.weight.val().grad(&g2).unwrap()), "dW");
+        if via_conv {
+            assert_close(to_vec(x1.grad(&g1).unwrap()), to_vec(x1.grad(&g2).unwrap()), "dx through the conv");
+        }
+    }
+}
+
+/// Max pooling (fed NCHW and, through a convolution, channels-last) matches burn's, gradients
+/// included; odd sizes drop the last row/column as burn does.
+#[test]
+fn max_pool_matches_burn() {
+    use burn::nn::pool::MaxPool2dConfig;
+    let d = dev();
+    let rng = &mut ChaCha8Rng::seed_from_u64(21);
+    let conv = Conv2dConfig::new([2, 5], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&d);
+    for (k, hw) in [(2usize, [9usize, 8usize]), (3, [7, 9])] {
+        let pool = MaxPool2dConfig::new([k, k]).init();
+        for via_conv in [false, true] {
+            let x = rand_t(rng, [3, 2, hw[0], hw[1]], 1.0);
+            let (x1, x2) = (x.clone().require_grad(), x.require_grad());
+            let h = |x: Tensor<4>| if via_conv { conv2d(&conv, x, Act::None) } else { x.mul_scalar(1.0) };
+            let ours = max_pool2d(&pool, h(x1.clone()));
+            let reference = pool.forward(h(x2.clone()));
+            assert_eq!(ours.dims(), reference.dims());
+            assert_close(to_vec(ours.clone().detach()), to_vec(reference.clone().detach()), "pool y");
+            let r = rand_t(rng, ours.dims(), 1.0);
+            let g1 = (ours * r.clone()).sum().backward();
+            let g2 = (reference * r).sum().backward();
+            assert_close(to_vec(x1.grad(&g1).unwrap()), to_vec(x2.grad(&g2).unwrap()), "pool dx");
+        }
+    }
+}

@@ -113,8 +113,7 @@ impl ConvDiscriminator {
         let x = kernels::conv2d(&self.down1, x, Act::LeakyRelu(0.2));
         let x = kernels::conv2d(&self.down2, x, Act::None);
         let x = kernels::batch_norm(&self.bn2, x, Act::LeakyRelu(0.2));
-        let [b, c, h, w] = x.dims();
-        kernels::linear(&self.fc, x.reshape([b, c * h * w]), Act::None)
+        kernels::flatten_linear(&self.fc, x, Act::None)
     }
 }
 

@@ -3,7 +3,7 @@
 //! = reconstruction NLL + β·KL(q(z|x) ‖ N(0, I)), all in nats per image. With `cond_dim > 0` both
 //! encoder and decoder also see a one-hot condition: that is the CVAE (see `cvae.rs`).
 
-use super::blocks::{Mlp, bernoulli_nll, gaussian_nll, kl_std_normal, linear};
+use super::blocks::{Mlp, gaussian_nll, kl_std_normal, linear};
 use super::{Arch, DecoderKind, Losses, ModelSpec};
 use crate::kernels::{self, Act};
 use burn::module::{Module, Param};
@@ -192,9 +192,32 @@ impl Vae {
 
     /// Per-image reconstruction NLL −log p(x|z): [B].
     pub fn recon_nll(&self, spec: &ModelSpec, out: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
+        self.recon_nll_grouped(spec, out, x, 1)
+    }
+
+    /// −log p(x|z) for codes z [B·g, L] of images x [B, D], `g` consecutive codes per image (with
+    /// the condition already appended): the decoder and the likelihood fused where our kernels
+    /// allow (Bernoulli, MLP decoder, CPU inference), else decode then `recon_nll_grouped`.
+    pub fn decode_nll_grouped(&self, spec: &ModelSpec, z: Tensor<2>, x: Tensor<2>, g: usize) -> Tensor<1> {
+        if spec.decoder == DecoderKind::Bernoulli && self.conv_dec.is_none() {
+            let layers: Vec<&Linear> = self.decoder.layers.iter().collect();
+            if let Some(nll) = kernels::mlp_bce_rows(&layers, Act::Relu, z.clone(), x.clone(), g) {
+                return nll;
+            }
+        }
+        self.recon_nll_grouped(spec, self.decode_raw(z, None), x, g)
+    }
+
+    /// −log p(x|z) for decoder outputs [B·g, D] where each `g` consecutive rows decode codes of
+    /// the same image x [B, D] (importance sampling): [B·g].
+    pub fn recon_nll_grouped(&self, spec: &ModelSpec, out: Tensor<2>, x: Tensor<2>, g: usize) -> Tensor<1> {
         match spec.decoder {
-            DecoderKind::Bernoulli => bernoulli_nll(out, x),
-            DecoderKind::Gaussian => gaussian_nll(sigmoid(out), x, self.decoder_log_sigma(spec)),
+            DecoderKind::Bernoulli => kernels::bce_logits_rows_grouped(out, x, g),
+            DecoderKind::Gaussian => {
+                let [b, d] = x.dims();
+                let x = if g == 1 { x } else { x.reshape([b, 1, d]).repeat_dim(1, g).reshape([b * g, d]) };
+                gaussian_nll(sigmoid(out), x, self.decoder_log_sigma(spec))
+            }
         }
     }
 
