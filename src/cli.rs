@@ -292,8 +292,8 @@ pub struct CompareArgs {
     /// Report file [default: compare/<dataset>/report.html, or report.html for given runs].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Minutes instead of the full protocol: short training (VAE 5 epochs, DCGAN 400 steps) and a
-    /// lighter evaluation (2000 samples, IWAE k = 100 on 1000 test images).
+    /// Minutes instead of the full protocol: short training (VAE 10,000 updates, DCGAN 5,000, on
+    /// any dataset size) and a lighter evaluation (2000 samples, IWAE k = 100 on 1000 test images).
     #[arg(long)]
     pub quick: bool,
     /// Evaluate runs again even if they already have an eval.json.
@@ -807,17 +807,35 @@ fn ensure_trained(
     if path.join("checkpoints/latest.ckpt").is_file() {
         return resume(ResumeArgs { run: path.to_path_buf(), epochs: None, max_steps: None, data_dir });
     }
+    // The budget is a number of updates, not epochs: a 9,000-image folder gets as much training
+    // as MNIST. Epochs are whatever the budget takes on this dataset.
+    let updates = compare_updates(kind, quick);
+    let defaults = crate::config::RunConfig::resolve(kind, Options::default())?;
+    let n = data::load(dataset, data_dir.as_deref())?.train.n;
+    let per_epoch = n.div_ceil(defaults.batch_size).max(1) as u64;
     let opts = Options {
         dataset: Some(dataset.to_string()),
         data_dir,
         seed: Some(seed),
-        epochs: quick.then_some(if kind == ModelKind::Dcgan { 1 } else { 5 }),
-        max_steps: (quick && kind == ModelKind::Dcgan).then_some(400),
+        epochs: Some(updates.div_ceil(per_epoch)),
+        max_steps: Some(updates),
         // Enough logged points in a short run to judge loss oscillation.
         log_every: quick.then_some(10),
         ..Default::default()
     };
     train(TrainArgs { model: kind, out: Some(path.to_path_buf()), config: None, opts })
+}
+
+/// Optimiser updates `compare` gives each model: the full protocol trains as long as the default
+/// `train` does on MNIST; `--quick` fits training and evaluation of both into about five minutes.
+pub fn compare_updates(kind: ModelKind, quick: bool) -> u64 {
+    let mnist_batches = |batch: u64| 60_000u64.div_ceil(batch);
+    match (kind, quick) {
+        (ModelKind::Dcgan, false) => crate::config::default_epochs(kind) * mnist_batches(64),
+        (ModelKind::Dcgan, true) => 5_000,
+        (_, false) => crate::config::default_epochs(kind) * mnist_batches(128),
+        (_, true) => 10_000,
+    }
 }
 
 /// The pictures the report shows that training does not already write.

@@ -3,7 +3,7 @@
 
 use crate::backend::DeviceChoice;
 use crate::data::Binarize;
-use crate::models::{Arch, DecoderKind, ModelKind, ModelSpec, Prior};
+use crate::models::{Arch, DecoderKind, ModelKind, ModelSpec, Objective, Prior};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -26,9 +26,13 @@ pub struct Options {
     pub max_steps: Option<u64>,
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Adam learning rate.
+    /// Adam learning rate (of G, for adversarial models).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Adversarial models: the discriminator's learning rate, for two time-scale updates (TTUR,
+    /// Heusel et al. 2017) [default: --lr].
+    #[arg(long)]
+    pub lr_d: Option<f64>,
     #[arg(long)]
     pub latent_dim: Option<usize>,
     /// Hidden layer widths of the MLP encoder (the decoder mirrors them), e.g. 512,256.
@@ -67,6 +71,24 @@ pub struct Options {
     /// Encoder/decoder bodies of the VAE family: mlp, or conv (strided convolutions).
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
+    /// What the VAE/CVAE maximises: elbo, or iwae (the importance-weighted bound with --iwae-k
+    /// posterior samples per image).
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveKind>,
+    /// Posterior samples per image of --objective iwae [default: 5].
+    #[arg(long)]
+    pub iwae_k: Option<usize>,
+    /// Learning-rate schedule over the run's steps: constant, or cosine (from --lr down to 0).
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrSchedule>,
+    /// GANs: draw samples from an exponential moving average of G's weights with this decay
+    /// (e.g. 0.999; Yazıcı et al. 2019) [default: off]. Checkpoints keep the average.
+    #[arg(long)]
+    pub ema: Option<f64>,
+    /// VAE family: raise the KL weight linearly from 0 to --beta over this many epochs
+    /// (KL warm-up, Sønderby et al. 2016) [default: 0, off].
+    #[arg(long)]
+    pub kl_warmup: Option<u64>,
     /// Image-folder datasets: side of the square images after resize + centre crop [default: 32].
     #[arg(long)]
     pub image_size: Option<usize>,
@@ -80,6 +102,38 @@ pub struct Options {
     /// the learning rate (at most 3 times).
     #[arg(long, value_enum)]
     pub on_diverge: Option<OnDiverge>,
+}
+
+/// `--objective` as a flag; the run config stores `models::Objective` (with its k).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectiveKind {
+    Elbo,
+    Iwae,
+}
+
+/// How the learning rate moves over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// --lr throughout.
+    #[default]
+    Constant,
+    /// lr·½(1 + cos(π·step/steps)): from --lr at the first step to 0 at the last.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The multiplier of --lr at `step` (0-based) of `total` steps.
+    pub fn factor(&self, step: u64, total: u64) -> f64 {
+        match self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => {
+                let t = (step as f64 / total.max(1) as f64).min(1.0);
+                0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -106,6 +160,7 @@ impl Options {
             max_steps: self.max_steps.or(base.max_steps),
             batch_size: self.batch_size.or(base.batch_size),
             lr: self.lr.or(base.lr),
+            lr_d: self.lr_d.or(base.lr_d),
             latent_dim: self.latent_dim.or(base.latent_dim),
             hidden: self.hidden.or(base.hidden),
             decoder: self.decoder.or(base.decoder),
@@ -119,6 +174,11 @@ impl Options {
             label_smoothing: self.label_smoothing.or(base.label_smoothing),
             prior: self.prior.or(base.prior),
             arch: self.arch.or(base.arch),
+            objective: self.objective.or(base.objective),
+            iwae_k: self.iwae_k.or(base.iwae_k),
+            lr_schedule: self.lr_schedule.or(base.lr_schedule),
+            kl_warmup: self.kl_warmup.or(base.kl_warmup),
+            ema: self.ema.or(base.ema),
             image_size: self.image_size.or(base.image_size),
             channels: self.channels.or(base.channels),
             checkpoint_every: self.checkpoint_every.or(base.checkpoint_every),
@@ -163,6 +223,16 @@ pub struct RunConfig {
     pub checkpoint_every: u64,
     #[serde(default)]
     pub on_diverge: OnDiverge,
+    #[serde(default)]
+    pub objective: Objective,
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    #[serde(default)]
+    pub kl_warmup: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_d: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
 }
 
 fn default_checkpoint_every() -> u64 {
@@ -176,11 +246,13 @@ fn one() -> u64 {
 impl RunConfig {
     /// Defaults of `model`, then `opts` on top. Validates ranges.
     pub fn resolve(model: ModelKind, opts: Options) -> Result<RunConfig> {
+        let vae = matches!(model, ModelKind::Vae | ModelKind::Cvae);
+        let epochs = opts.epochs.unwrap_or(default_epochs(model));
         let cfg = RunConfig {
             model,
             dataset: opts.dataset.unwrap_or_else(|| "mnist".into()),
             data_dir: opts.data_dir,
-            epochs: opts.epochs.unwrap_or(default_epochs(model)),
+            epochs,
             max_steps: opts.max_steps,
             batch_size: opts.batch_size.unwrap_or(if model.is_gan() { 64 } else { 128 }),
             lr: opts.lr.unwrap_or(if model.is_gan() { 2e-4 } else { 1e-3 }),
@@ -209,6 +281,17 @@ impl RunConfig {
             channels: opts.channels,
             checkpoint_every: opts.checkpoint_every.unwrap_or(default_checkpoint_every()),
             on_diverge: opts.on_diverge.unwrap_or_default(),
+            objective: match (opts.objective, opts.iwae_k) {
+                (Some(ObjectiveKind::Iwae), k) => Objective::Iwae { k: k.unwrap_or(5) },
+                (_, Some(_)) => bail!("--iwae-k applies to --objective iwae"),
+                _ => Objective::Elbo,
+            },
+            // The VAE recipe (measured in the README): cosine decay to 0 and a KL weight that ramps up over
+            // the first tenth of the run, so the decoder learns to use the code before the KL closes it.
+            lr_schedule: opts.lr_schedule.unwrap_or(if vae { LrSchedule::Cosine } else { LrSchedule::Constant }),
+            kl_warmup: opts.kl_warmup.unwrap_or(if vae { epochs / 10 } else { 0 }),
+            lr_d: opts.lr_d,
+            ema: opts.ema,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -242,6 +325,28 @@ impl RunConfig {
         if self.prior == Prior::Mixture && self.model != ModelKind::Aae {
             bail!("--prior applies to the aae only");
         }
+        if matches!(self.objective, Objective::Iwae { .. }) && !matches!(self.model, ModelKind::Vae | ModelKind::Cvae) {
+            bail!("--objective iwae applies to vae and cvae (model '{}' has no posterior)", self.model.name());
+        }
+        if let Some(d) = self.lr_d {
+            if !self.model.is_adversarial() {
+                bail!("--lr-d applies to adversarial models (model '{}' has no discriminator)", self.model.name());
+            }
+            if !(d.is_finite() && d > 0.0 && d < 10.0) {
+                bail!("--lr-d must be a positive number below 10, got {d}");
+            }
+        }
+        if let Some(d) = self.ema {
+            if !self.model.is_gan() {
+                bail!("--ema applies to gan, dcgan and cgan (it averages the generator's weights)");
+            }
+            if !(d > 0.0 && d < 1.0) {
+                bail!("--ema must be a decay between 0 and 1 (e.g. 0.999), got {d}");
+            }
+        }
+        if self.kl_warmup > 0 && !matches!(self.model, ModelKind::Vae | ModelKind::Cvae) {
+            bail!("--kl-warmup applies to vae and cvae (model '{}' has no KL term)", self.model.name());
+        }
         if self.hidden.is_empty() && !self.model.is_gan() {
             bail!("--hidden needs at least one layer width");
         }
@@ -268,7 +373,8 @@ impl RunConfig {
 /// Defaults sized so the default run of each model finishes in a few minutes on 2 CPU cores.
 pub fn default_epochs(model: ModelKind) -> u64 {
     match model {
-        ModelKind::Ae | ModelKind::Vae | ModelKind::Cvae | ModelKind::Aae => 20,
+        ModelKind::Vae | ModelKind::Cvae => 50,
+        ModelKind::Ae | ModelKind::Aae => 20,
         ModelKind::Gan | ModelKind::Cgan => 30,
         ModelKind::Dcgan => 3,
     }
@@ -300,5 +406,24 @@ mod tests {
         assert!(e.contains("c.toml") && e.contains("epoch"), "{e}");
         let e = RunConfig::resolve(ModelKind::Vae, Options { lr: Some(-1.0), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("--lr"));
+        let wrong = [
+            (ModelKind::Vae, Options { iwae_k: Some(5), ..Default::default() }, "--iwae-k applies to --objective iwae"),
+            (ModelKind::Dcgan, Options { objective: Some(ObjectiveKind::Iwae), ..Default::default() }, "'dcgan'"),
+            (ModelKind::Gan, Options { kl_warmup: Some(3), ..Default::default() }, "--kl-warmup"),
+        ];
+        for (m, o, needle) in wrong {
+            let e = RunConfig::resolve(m, o).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn cosine_schedule_runs_from_lr_to_zero() {
+        let c = LrSchedule::Cosine;
+        assert_eq!(c.factor(0, 100), 1.0);
+        assert!((c.factor(50, 100) - 0.5).abs() < 1e-12);
+        assert!(c.factor(100, 100).abs() < 1e-12 && c.factor(99, 100) > 0.0);
+        assert!((1..100).all(|s| c.factor(s, 100) < c.factor(s - 1, 100)), "not decreasing");
+        assert!((0..100).all(|s| LrSchedule::Constant.factor(s, 100) == 1.0));
     }
 }

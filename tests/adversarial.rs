@@ -26,6 +26,8 @@ fn spec(kind: ModelKind, shape: ImageShape) -> ModelSpec {
         beta: 1.0,
         prior: Prior::Gaussian,
         arch: Default::default(),
+        objective: Default::default(),
+        ema: None,
     }
 }
 
@@ -200,4 +202,75 @@ fn adversarial_resume_is_exact() {
             .collect()
     };
     assert_eq!(strip(&full), strip(&part));
+}
+
+/// With `--ema`, samples come from the weight average: after each G update the average moves by
+/// (1 − decay) toward G, `decode` (what sample, eval and the pictures call) uses it, and a
+/// checkpoint restores it — resuming gives the same average as an uninterrupted run.
+#[test]
+fn ema_generator_is_what_samples_use_and_checkpoints_restore() {
+    let device = Device::flex();
+    let shape = ImageShape { channels: 1, height: 8, width: 8 };
+    let spec = ModelSpec { ema: Some(0.9), ..spec(ModelKind::Dcgan, shape) };
+    let Net::Gan(m) = Net::new(&spec, 3, &device) else { unreachable!() };
+    let avg0 = latentlab::models::blocks::param_values(m.g_ema.as_ref().unwrap());
+    assert_eq!(avg0, latentlab::models::blocks::param_values(&m.g), "the average starts at G");
+    // Move G, then blend: avg = 0.9·avg0 + 0.1·g.
+    let moved = m.g.clone().map(&mut Shift(0.5));
+    let g1 = latentlab::models::blocks::param_values(&moved);
+    let m = Adversary { g: moved, ..m }.update_ema(0.9);
+    let avg1 = latentlab::models::blocks::param_values(m.g_ema.as_ref().unwrap());
+    for ((a, g), a0) in avg1.iter().zip(&g1).zip(&avg0) {
+        assert!((a - (0.9 * a0 + 0.1 * g)).abs() < 1e-5, "{a} vs 0.9·{a0} + 0.1·{g}");
+    }
+    let z = matrix((0..2 * 8).map(|i| (i % 5) as f32 * 0.3 - 0.6).collect(), 2, 8, &device);
+    let net = Net::Gan(m);
+    let Net::Gan(m) = &net else { unreachable!() };
+    let from_net = to_vec(net.decode(&spec, z.clone(), &[]));
+    let from_avg = to_vec((m.g_ema.as_ref().unwrap().forward(z.clone()) + 1.0) * 0.5);
+    let from_g = to_vec((m.g.forward(z) + 1.0) * 0.5);
+    assert_eq!(from_net, from_avg);
+    assert_ne!(from_net, from_g);
+
+    // Resume with an average: the same weights, average included, as one uninterrupted run.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |max_steps| {
+        quick_config(
+            ModelKind::Dcgan,
+            "digits",
+            Options {
+                epochs: Some(2),
+                max_steps,
+                ema: Some(0.95),
+                log_every: Some(5),
+                seed: Some(5),
+                ..Default::default()
+            },
+        )
+    };
+    let (full, part) = (dir.path().join("full"), dir.path().join("part"));
+    train_run(&full, &cfg(None));
+    train_run(&part, &cfg(Some(30)));
+    let (rd, mut c) = latentlab::run::RunDir::open(&part).unwrap();
+    c.max_steps = None;
+    let ck = latentlab::train::checkpoint::Checkpoint::load(&rd.latest()).unwrap();
+    let data = latentlab::data::load("digits", Some(&shared_data())).unwrap();
+    latentlab::train::train(&rd, &c, &data, Some(ck)).unwrap();
+    let load = |r: &std::path::Path| latentlab::run::load_model(r, latentlab::run::Which::Latest, &device).unwrap().1;
+    let (a, b) = (load(&full), load(&part));
+    let avg = |m: &latentlab::models::Model| match &m.net {
+        Net::Gan(g) => latentlab::models::blocks::param_values(g.g_ema.as_ref().expect("an average")),
+        _ => unreachable!(),
+    };
+    assert_eq!(avg(&a), avg(&b));
+    assert_eq!(a.net.param_values(), b.net.param_values());
+}
+
+/// Adds a constant to every parameter.
+struct Shift(f64);
+impl burn::module::ModuleMapper for Shift {
+    fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        let s = self.0;
+        p.map(|t| t.add_scalar(s))
+    }
 }

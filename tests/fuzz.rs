@@ -73,6 +73,8 @@ fn valid_checkpoint() -> Vec<u8> {
         beta: 1.0,
         prior: Default::default(),
         arch: Default::default(),
+        objective: Default::default(),
+        ema: None,
     };
     Checkpoint {
         meta: Meta {

@@ -11,11 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ARGS: [&str; 14] = [
+// The VAE defaults (cosine lr, KL warm-up) included: both are functions of the step, so resume stays exact.
+const ARGS: [&str; 16] = [
     "--dataset",
     "digits",
     "--epochs",
     "4",
+    "--kl-warmup",
+    "1",
     "--hidden",
     "64",
     "--latent-dim",

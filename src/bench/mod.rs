@@ -189,7 +189,7 @@ fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, data: &data:
         let x = matrix(b.x.clone(), b.n, spec.shape.len(), &ad);
         let noise = &mut rng(cfg.seed, Stream::Noise, s as u64);
         // Every step ends by reading its losses to the host, so the clock sees finished work.
-        let (next, values) = crate::train::trainer::step(net, &mut optims, &spec, &cfg, x, &b.labels, noise);
+        let (next, values) = crate::train::trainer::step(net, &mut optims, &spec, &cfg, cfg.lr, x, &b.labels, noise);
         net = next;
         if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
             bail!("bench {}: loss term '{name}' became {v} at step {s}", model.name());
@@ -480,6 +480,8 @@ mod tests {
             beta: cfg.beta,
             prior: cfg.prior,
             arch: cfg.arch,
+            objective: cfg.objective,
+            ema: cfg.ema,
         };
         let net = Net::new(&spec, 0, &Device::flex());
         struct Weights(u64);

@@ -122,9 +122,11 @@ fn symmetric(data: &[f64], dim: usize) -> DMatrix<f64> {
 
 /// Fréchet distance between two Gaussians (see the module docs).
 ///
-/// Negative eigenvalues from round-off are clamped to 0. A result within −1e-9·scale of zero (scale = the sum of the
-/// three non-negative terms) is noise and is returned as 0; anything more negative is returned unchanged, since it
-/// signals a covariance that is not positive semi-definite rather than rounding.
+/// Negative eigenvalues from round-off are clamped to 0. A negative result within the round-off floor is returned as
+/// 0; anything more negative is returned unchanged, since it signals a covariance that is not positive semi-definite
+/// rather than rounding. The floor is set by the square roots: an eigenvalue of M = Σ₁^½ Σ₂ Σ₁^½ that should be 0
+/// (rank-deficient features, e.g. dead ReLU units) comes out as ±ε·‖M‖, and its root as √(ε·‖M‖) — so each of the
+/// `dim` roots may be off by that much, far more than ε times the traces.
 pub fn frechet_distance(a: &Gaussian, b: &Gaussian) -> Result<f64> {
     check_gaussian("first", a)?;
     check_gaussian("second", b)?;
@@ -145,12 +147,14 @@ pub fn frechet_distance(a: &Gaussian, b: &Gaussian) -> Result<f64> {
     if m.iter().any(|x| !x.is_finite()) {
         bail!("covariances too large: Σ₁^½ Σ₂ Σ₁^½ overflows f64");
     }
-    let tr_covmean: f64 = m.symmetric_eigenvalues().iter().map(|l| l.max(0.0).sqrt()).sum();
+    let lambdas = m.symmetric_eigenvalues();
+    let tr_covmean: f64 = lambdas.iter().map(|l| l.max(0.0).sqrt()).sum();
     let mean_term: f64 = a.mean.iter().zip(&b.mean).map(|(x, y)| (x - y).powi(2)).sum();
     let (tr1, tr2) = (s1.trace(), s2.trace());
     let d = mean_term + tr1 + tr2 - 2.0 * tr_covmean;
-    let scale = mean_term + tr1.abs() + tr2.abs();
-    Ok(if d < 0.0 && d > -1e-9 * scale { 0.0 } else { d })
+    let norm_m = lambdas.iter().fold(0.0f64, |acc, l| acc.max(l.abs()));
+    let floor = 1e-9 * (mean_term + tr1.abs() + tr2.abs()) + 4.0 * dim as f64 * (f64::EPSILON * norm_m).sqrt();
+    Ok(if d < 0.0 && d > -floor { 0.0 } else { d })
 }
 
 /// FID between two feature sets (N×dim row-major each; the set sizes may differ).
@@ -217,6 +221,25 @@ mod tests {
         assert!(fid(&x, &x, 3).unwrap().abs() < 1e-6);
         let (xy, yx) = (fid(&x, &y, 3).unwrap(), fid(&y, &x, 3).unwrap());
         assert!(xy > 0.1 && (xy - yx).abs() < 1e-9 * xy, "{xy} vs {yx}");
+    }
+
+    /// Identical rank-deficient covariances (features that never vary, as dead ReLU units give) must read 0: the
+    /// roots of M's zero eigenvalues carry √ε-sized round-off, which once failed CI with FID = −1.8e-6.
+    #[test]
+    fn identical_rank_deficient_sets_give_zero() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (n, dim) = (400, 64);
+        let mut x = vec![0f32; n * dim];
+        for (i, v) in x.iter_mut().enumerate() {
+            // A third of the units are constant; the rest mix a few latent factors, so the covariance is low-rank.
+            let (row, col) = (i / dim, i % dim);
+            *v = if col % 3 == 0 {
+                0.5
+            } else {
+                (row % 7) as f32 * (col as f32 * 0.37).sin() + rng.random::<f32>() * 1e-3
+            };
+        }
+        assert_eq!(fid(&x, &x, dim).unwrap(), 0.0);
     }
 
     #[test]

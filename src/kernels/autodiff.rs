@@ -225,8 +225,7 @@ impl Backward<Flex, 2> for BceBackward {
         let (l, t) = ops.state;
         let shape = l.shape();
         let ((rows, d), (trows, _)) = (rows_cols(&l), rows_cols(&t));
-        assert_eq!(rows, trows, "gradients of grouped targets are not implemented");
-        let (dl, dt) = loss::bce_rows_backward(&values(&l), &values(&t), d, &values(&g), nt.is_some());
+        let (dl, dt) = loss::bce_rows_backward(&values(&l), &values(&t), d, rows / trows, &values(&g), nt.is_some());
         if let Some(node) = nl {
             grads.register::<Flex>(node.id, tensor(dl, shape.clone()));
         }

@@ -68,8 +68,17 @@ pub fn bce_rows(l: &[f32], t: &[f32], d: usize, group: usize) -> Vec<f32> {
     out
 }
 
-/// Gradients of `bce_rows` given the upstream gradient per row: (d logits, d targets if asked).
-pub fn bce_rows_backward(l: &[f32], t: &[f32], d: usize, g: &[f32], need_t: bool) -> (Vec<f32>, Option<Vec<f32>>) {
+/// Gradients of `bce_rows` given the upstream gradient per row: (d logits, d targets if asked;
+/// targets shared by `group` rows get no gradient).
+pub fn bce_rows_backward(
+    l: &[f32],
+    t: &[f32],
+    d: usize,
+    group: usize,
+    g: &[f32],
+    need_t: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    assert!(group == 1 || !need_t, "gradients of shared targets are not implemented");
     let mut dl = vec![0.0f32; l.len()];
     let mut dt = need_t.then(|| vec![0.0f32; t.len()]);
     if d == 0 {
@@ -84,7 +93,8 @@ pub fn bce_rows_backward(l: &[f32], t: &[f32], d: usize, g: &[f32], need_t: bool
         for (j, dlr) in dlc.chunks_mut(d).enumerate() {
             let r = i * per / d + j;
             let dtr = dtc.as_deref_mut().map(|v| &mut v[j * d..(j + 1) * d]);
-            row_grad(&l[r * d..(r + 1) * d], &t[r * d..(r + 1) * d], g[r], dlr, dtr);
+            let tr = r / group;
+            row_grad(&l[r * d..(r + 1) * d], &t[tr * d..(tr + 1) * d], g[r], dlr, dtr);
         }
     });
     (dl, dt)
@@ -114,7 +124,7 @@ mod tests {
             assert!((out[r] as f64 - want).abs() < 1e-5 * want.abs().max(1.0), "row {r}: {} vs {want}", out[r]);
         }
         let g: Vec<f32> = (0..b).map(|r| r as f32 * 0.1 - 1.0).collect();
-        let (dl, dt) = bce_rows_backward(&l, &t, d, &g, true);
+        let (dl, dt) = bce_rows_backward(&l, &t, d, 1, &g, true);
         let dt = dt.unwrap();
         for i in 0..b * d {
             let (x, y, gr) = (l[i] as f64, t[i] as f64, g[i / d] as f64);

@@ -109,6 +109,22 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 tensor data")
 }
 
+/// All float parameters (and batch-norm running statistics) of a module, each flattened to 1-d,
+/// in module order.
+pub fn param_tensors<M: Module>(module: &M) -> Vec<Tensor<1>> {
+    struct Collect(Vec<Tensor<1>>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            let n = t.shape().num_elements();
+            self.0.push(t.reshape([n]));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
+}
+
 /// All float parameters of a module, flattened in module order: its content, independent of the
 /// run-specific parameter ids in a serialised record (for exact comparisons and content hashes).
 pub fn param_values<M: Module>(module: &M) -> Vec<f32> {

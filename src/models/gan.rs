@@ -96,6 +96,36 @@ pub struct Adversary {
     pub g: Generator,
     pub d: Discriminator,
     pub cond_dim: usize,
+    /// An exponential moving average of G's weights (`--ema`), which samples come from: the
+    /// average of the last ~1/(1 − decay) iterates smooths out the G/D game's oscillation.
+    pub g_ema: Option<Generator>,
+}
+
+impl Generator {
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+        match self {
+            Generator::Mlp(g) => g.forward(z),
+            Generator::Conv(g) => g.forward(z),
+        }
+    }
+}
+
+/// g_ema ← decay·g_ema + (1 − decay)·g, parameter by parameter in module order (batch-norm
+/// running statistics included).
+struct Blend {
+    decay: f64,
+    from: std::vec::IntoIter<Tensor<1>>,
+}
+
+impl burn::module::ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        let src = self.from.next().expect("G and its average have the same parameters");
+        let d = self.decay;
+        param.map(|t| {
+            let shape = t.dims();
+            t.mul_scalar(d).add(src.reshape(shape).mul_scalar(1.0 - d))
+        })
+    }
 }
 
 impl Adversary {
@@ -105,13 +135,26 @@ impl Adversary {
             _ => x,
         }
     }
-    /// Images in [-1, 1], flattened.
+    /// Images in [-1, 1], flattened, from the generator being trained.
     pub fn generate(&self, z: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
-        let z = self.with_cond(z, cond);
-        match &self.g {
-            Generator::Mlp(g) => g.forward(z),
-            Generator::Conv(g) => g.forward(z),
+        self.g.forward(self.with_cond(z, cond))
+    }
+    /// Images in [-1, 1] for users (sample, eval, pictures): from the weight average when the
+    /// run keeps one, else from G.
+    pub fn generate_samples(&self, z: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
+        self.g_ema.as_ref().unwrap_or(&self.g).forward(self.with_cond(z, cond))
+    }
+    /// One step of the weight average after an update of G (no-op without one).
+    pub fn update_ema(mut self, decay: f64) -> Self {
+        if let Some(avg) = self.g_ema.take() {
+            if let Generator::Conv(g) = &self.g {
+                g.sync_running_stats();
+            }
+            let from: Vec<Tensor<1>> =
+                crate::models::blocks::param_tensors(&self.g).into_iter().map(|t| t.detach()).collect();
+            self.g_ema = Some(avg.map(&mut Blend { decay, from: from.into_iter() }));
         }
+        self
     }
     /// D's logits [B, 1] for images in [-1, 1].
     pub fn discriminate(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {

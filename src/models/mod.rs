@@ -107,6 +107,28 @@ pub enum Arch {
     Conv,
 }
 
+/// What a VAE-family model maximises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// The evidence lower bound, one posterior sample per image.
+    #[default]
+    Elbo,
+    /// The importance-weighted bound of Burda et al. (2016) with `k` posterior samples per image:
+    /// log (1/k) Σ p(x, z_i)/q(z_i|x), tighter than the ELBO and equal to it for k = 1.
+    Iwae { k: usize },
+}
+
+impl Objective {
+    /// Posterior samples per image in one training or test evaluation.
+    pub fn draws(&self) -> usize {
+        match self {
+            Objective::Elbo => 1,
+            Objective::Iwae { k } => *k,
+        }
+    }
+}
+
 /// Everything needed to rebuild a model's architecture (stored in the run config).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
@@ -122,6 +144,12 @@ pub struct ModelSpec {
     pub prior: Prior,
     #[serde(default)]
     pub arch: Arch,
+    #[serde(default)]
+    pub objective: Objective,
+    /// GANs: decay of the exponential moving average of G's weights that samples come from
+    /// (`--ema`); None: samples come from G itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
 }
 
 /// Named scalar losses of one step; `total` is what is minimised.
@@ -159,20 +187,28 @@ impl Net {
             ModelKind::Ae => Net::Ae(ae::Ae::new(spec, rng, device)),
             ModelKind::Vae => Net::Vae(vae::Vae::new(spec, 0, rng, device)),
             ModelKind::Cvae => Net::Vae(cvae::new(spec, rng, device)),
-            ModelKind::Gan | ModelKind::Cgan => {
+            ModelKind::Gan | ModelKind::Cgan | ModelKind::Dcgan => {
                 let (l, d) = (spec.latent_dim, spec.shape.len());
                 let c = if spec.kind == ModelKind::Cgan { spec.num_classes } else { 0 };
-                Net::Gan(gan::Adversary {
-                    g: gan::Generator::Mlp(gan::MlpGenerator::new(l, c, d, rng, device)),
-                    d: gan::Discriminator::Mlp(gan::MlpDiscriminator::new(d, c, rng, device)),
-                    cond_dim: c,
-                })
+                let new_g = |rng: &mut rand_chacha::ChaCha8Rng| match spec.kind {
+                    ModelKind::Dcgan => gan::Generator::Conv(dcgan::ConvGenerator::new(l, 0, spec.shape, rng, device)),
+                    _ => gan::Generator::Mlp(gan::MlpGenerator::new(l, c, d, rng, device)),
+                };
+                let g = new_g(rng);
+                let d = match spec.kind {
+                    ModelKind::Dcgan => {
+                        gan::Discriminator::Conv(dcgan::ConvDiscriminator::new(spec.shape, rng, device))
+                    }
+                    _ => gan::Discriminator::Mlp(gan::MlpDiscriminator::new(d, c, rng, device)),
+                };
+                // The average starts as G itself: a second G from the same stream, with its own
+                // parameters and batch-norm statistics, that no optimiser touches.
+                let g_ema = spec
+                    .ema
+                    .is_some()
+                    .then(|| new_g(&mut crate::util::rng(seed, crate::util::Stream::Init, 0)).no_grad());
+                Net::Gan(gan::Adversary { g, d, cond_dim: c, g_ema })
             }
-            ModelKind::Dcgan => Net::Gan(gan::Adversary {
-                g: gan::Generator::Conv(dcgan::ConvGenerator::new(spec.latent_dim, 0, spec.shape, rng, device)),
-                d: gan::Discriminator::Conv(dcgan::ConvDiscriminator::new(spec.shape, rng, device)),
-                cond_dim: 0,
-            }),
             ModelKind::Aae => Net::Aae(aae::Aae::new(spec, rng, device)),
         }
     }
@@ -231,7 +267,7 @@ impl Net {
             Net::Ae(m) => m.decode(z),
             Net::Vae(m) => m.decode(z, self.cond(spec, labels, &device)),
             Net::Aae(m) => m.decode(z),
-            Net::Gan(m) => (m.generate(z, self.cond(spec, labels, &device)) + 1.0) * 0.5,
+            Net::Gan(m) => (m.generate_samples(z, self.cond(spec, labels, &device)) + 1.0) * 0.5,
         }
     }
 
@@ -287,6 +323,14 @@ impl ModelSpec {
             && !(s.is_finite() && s > 0.0)
         {
             bail!("--decoder-sigma must be > 0, got {s}");
+        }
+        if let Objective::Iwae { k } = self.objective {
+            if !matches!(self.kind, ModelKind::Vae | ModelKind::Cvae) {
+                bail!("--objective iwae applies to vae and cvae (model '{}' has no posterior)", self.kind.name());
+            }
+            if !(1..=4096).contains(&k) {
+                bail!("--iwae-k must be between 1 and 4096, got {k}");
+            }
         }
         Ok(())
     }
@@ -367,6 +411,8 @@ mod tests {
             beta: 1.0,
             prior: Prior::Gaussian,
             arch: Arch::Mlp,
+            objective: Objective::Elbo,
+            ema: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! encoder and decoder also see a one-hot condition: that is the CVAE (see `cvae.rs`).
 
 use super::blocks::{Mlp, gaussian_nll, kl_std_normal, linear};
-use super::{Arch, DecoderKind, Losses, ModelSpec};
+use super::{Arch, DecoderKind, Losses, ModelSpec, Objective};
 use crate::kernels::{self, Act};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
@@ -221,8 +221,12 @@ impl Vae {
         }
     }
 
-    /// Negative ELBO with `eps` ~ N(0, I) supplied by the caller (so all randomness is seeded).
+    /// Negative ELBO (or negative IWAE bound, per `spec.objective`) with `eps` ~ N(0, I) supplied
+    /// by the caller (so all randomness is seeded): [B, L] for the ELBO, [B·k, L] for the IWAE.
     pub fn losses(&self, spec: &ModelSpec, x: Tensor<2>, cond: Option<Tensor<2>>, eps: Tensor<2>) -> Losses {
+        if let Objective::Iwae { k } = spec.objective {
+            return self.iwae_losses(spec, x, cond, eps, k);
+        }
         let (mu, logvar) = self.encode(x.clone(), cond.clone());
         let z = mu.clone() + (logvar.clone() * 0.5).exp() * eps;
         let out = self.decode_raw(z, cond);
@@ -230,5 +234,41 @@ impl Vae {
         let kl = kl_std_normal(mu, logvar).mean();
         let total = recon.clone() + kl.clone().mul_scalar(spec.beta);
         Losses { total, terms: vec![("recon", recon), ("kl", kl)] }
+    }
+
+    /// log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) for z_i = μ + σ·ε_i, k per image:
+    /// [B, k]. (β weights the prior-to-posterior ratio, as it weights the KL in the ELBO.)
+    pub fn log_weights(
+        &self,
+        spec: &ModelSpec,
+        x: Tensor<2>,
+        cond: Option<Tensor<2>>,
+        eps: Tensor<2>,
+        k: usize,
+    ) -> Tensor<2> {
+        let (mu, logvar) = self.encode(x.clone(), cond.clone());
+        let [b, l] = mu.dims();
+        let rep = |t: Tensor<2>| t.reshape([b, 1, l]).repeat_dim(1, k).reshape([b * k, l]);
+        let (mu, logvar) = (rep(mu), rep(logvar));
+        let z = mu + (logvar.clone() * 0.5).exp() * eps.clone();
+        // log p(z) − log q(z|x) = ½ Σ (ε² + log σ² − z²): the 2π constants cancel.
+        let log_ratio = (eps.powi_scalar(2) + logvar - z.clone().powi_scalar(2)).sum_dim(1).mul_scalar(0.5);
+        let cond = cond.map(|c| {
+            let n = c.dims()[1];
+            c.reshape([b, 1, n]).repeat_dim(1, k).reshape([b * k, n])
+        });
+        let recon = self.recon_nll_grouped(spec, self.decode_raw(z, cond), x, k);
+        (recon.neg() + log_ratio.reshape([b * k]).mul_scalar(spec.beta)).reshape([b, k])
+    }
+
+    /// The negative IWAE bound −log (1/k) Σ w_i, batch mean, with the ELBO of the same draws
+    /// (mean log w_i) logged beside it.
+    fn iwae_losses(&self, spec: &ModelSpec, x: Tensor<2>, cond: Option<Tensor<2>>, eps: Tensor<2>, k: usize) -> Losses {
+        let lw = self.log_weights(spec, x, cond, eps, k);
+        let m = lw.clone().max_dim(1).detach(); // [B, 1]: log-sum-exp with the max subtracted
+        let lse = (lw.clone() - m.clone()).exp().sum_dim(1).log() + m - (k as f64).ln();
+        let iwae = lse.mean().neg();
+        let elbo = lw.mean().neg();
+        Losses { total: iwae.clone(), terms: vec![("iwae", iwae), ("elbo", elbo)] }
     }
 }

@@ -37,6 +37,8 @@ pub struct Training {
     /// Mean D(x) and D(G(z)) over the last epoch's training steps (adversarial models).
     pub d_real: Option<f64>,
     pub d_fake: Option<f64>,
+    /// How the run was trained, in words (updates, batch, learning rate and schedule, options).
+    pub recipe: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -50,6 +52,8 @@ pub struct RunReport {
     pub training: Training,
     pub eval: Value,
     pub verdicts: verdict::RunVerdicts,
+    /// Whether the model is trained far enough for verdicts that rest on its samples.
+    pub readiness: verdict::Readiness,
     pub pictures: Vec<Picture>,
 }
 
@@ -74,7 +78,7 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
     let metrics = if dir.metrics().exists() { log::read(&dir.metrics())? } else { vec![] };
     let kind = cfg.model;
     let loss_name = if kind.is_gan() { "g_loss" } else { "loss" };
-    let training = training(&metrics, &summary, loss_name);
+    let training = training(&metrics, &summary, loss_name, recipe(&cfg, &summary));
     let family = if kind.is_gan() {
         "GAN"
     } else if kind == crate::models::ModelKind::Aae {
@@ -99,6 +103,7 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
     .map(|(t, p)| Picture { title: t.into(), path: path.join(p) })
     .collect();
     let verdicts = verdict::judge_run(kind, &training, &eval);
+    let readiness = verdict::readiness(&eval);
     Ok(RunReport {
         name,
         path: path.to_path_buf(),
@@ -108,11 +113,49 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
         training,
         eval,
         verdicts,
+        readiness,
         pictures,
     })
 }
 
-fn training(metrics: &[Value], summary: &Value, loss_name: &str) -> Training {
+/// The recipe of a run as one line: what was trained, how long and how.
+pub fn recipe(cfg: &crate::config::RunConfig, summary: &Value) -> String {
+    let mut parts = vec![format!(
+        "{} updates of batch {} ({} epoch(s))",
+        summary["steps"].as_u64().map_or("?".into(), |s| s.to_string()),
+        cfg.batch_size,
+        summary["epochs"].as_u64().map_or("?".into(), |e| e.to_string())
+    )];
+    parts.push(format!("Adam lr {}, {:?} schedule", cfg.lr, cfg.lr_schedule).to_lowercase());
+    if cfg.kl_warmup > 0 {
+        parts.push(format!("KL weight warmed up over {} epoch(s)", cfg.kl_warmup));
+    }
+    if cfg.beta != 1.0 && cfg.model.has_encoder() && !cfg.model.is_adversarial() {
+        parts.push(format!("β = {}", cfg.beta));
+    }
+    if let crate::models::Objective::Iwae { k } = cfg.objective {
+        parts.push(format!("IWAE objective, k = {k}"));
+    }
+    if cfg.model.is_adversarial() {
+        parts.push(format!("{} D step(s) per G step", cfg.d_steps));
+        if cfg.label_smoothing > 0.0 {
+            parts.push(format!("label smoothing {}", cfg.label_smoothing));
+        }
+    }
+    if let Some(d) = cfg.lr_d {
+        parts.push(format!("D's lr {d} (two time-scale updates)"));
+    }
+    if cfg.model.is_gan() {
+        parts.push(match cfg.ema {
+            Some(d) => format!("samples from an exponential moving average of G's weights (decay {d})"),
+            None => "samples from G's own weights (no weight averaging)".into(),
+        });
+    }
+    parts.push(format!("seed {}", cfg.seed));
+    parts.join("; ")
+}
+
+fn training(metrics: &[Value], summary: &Value, loss_name: &str, recipe: String) -> Training {
     let steps: Vec<&Value> = metrics.iter().filter(|m| m["kind"] == "step").collect();
     let window = &steps[steps.len() - steps.len() / 3..];
     let vals: Vec<f64> = window.iter().filter_map(|m| m["train"][loss_name].as_f64()).collect();
@@ -141,6 +184,7 @@ fn training(metrics: &[Value], summary: &Value, loss_name: &str) -> Training {
         loss_points: vals.len(),
         d_real: d("d_real"),
         d_fake: d("d_fake"),
+        recipe,
     }
 }
 

@@ -18,6 +18,51 @@ pub const UNEVEN_KL: f64 = 0.05;
 /// nn_ratio band of "as close to the training set as unseen real images".
 pub const NN_LOW: f64 = 0.9;
 pub const NN_HIGH: f64 = 1.1;
+/// A model is far from trained — verdicts resting on its samples are provisional — when its
+/// samples' classifier score is below this fraction of real test images' score (the dataset's
+/// classifier cannot tell what most samples are)…
+pub const UNTRAINED_SCORE: f64 = 0.5;
+/// …or when fewer than this fraction of samples fall inside the real images' manifold (precision).
+pub const UNTRAINED_PRECISION: f64 = 0.1;
+
+/// Whether a run is trained far enough for sample-based verdicts, and the numbers behind it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Readiness {
+    pub provisional: bool,
+    pub reason: String,
+}
+
+/// `provisional` when the samples' classifier score is below `UNTRAINED_SCORE` × the real images'
+/// or their precision is below `UNTRAINED_PRECISION`.
+pub fn readiness(e: &Value) -> Readiness {
+    let score = num(e, "classifier_score");
+    let real = e["coverage_real"]["classifier_score"].as_f64();
+    let precision = num(e, "precision");
+    let mut why = vec![];
+    if let (Some(s), Some(r)) = (score, real)
+        && s < UNTRAINED_SCORE * r
+    {
+        why.push(format!("classifier score {s:.2} < {UNTRAINED_SCORE} × real images' {r:.2}"));
+    }
+    if let Some(p) = precision
+        && p < UNTRAINED_PRECISION
+    {
+        why.push(format!("precision {p:.3} < {UNTRAINED_PRECISION}"));
+    }
+    match (why.is_empty(), score.or(precision)) {
+        (false, _) => Readiness { provisional: true, reason: format!("far from trained: {}", why.join("; ")) },
+        (true, Some(_)) => Readiness {
+            provisional: false,
+            reason: format!(
+                "trained enough to judge: classifier score {} (real {}), precision {}",
+                f(score, 2),
+                f(real, 2),
+                f(precision, 3)
+            ),
+        },
+        (true, None) => Readiness { provisional: false, reason: "not checked (no sample metrics)".into() },
+    }
+}
 
 /// One cell: the measured numbers in words and the verdict that follows.
 #[derive(Clone, Debug, Serialize)]
@@ -189,6 +234,9 @@ pub struct Claim {
     /// holds | does not hold | partly | not measurable
     pub verdict: String,
     pub reason: String,
+    /// The verdict rests on a run that is far from trained (`readiness`): it may change with
+    /// more training.
+    pub provisional: bool,
 }
 
 fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -202,16 +250,27 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
     let vae: Vec<&RunReport> = runs.iter().filter(|r| r.model == "vae" || r.model == "cvae").collect();
     let gan: Vec<&RunReport> = runs.iter().filter(|r| r.family == "GAN").collect();
     let both = !vae.is_empty() && !gan.is_empty();
+    let untrained: Vec<String> =
+        vae.iter().chain(&gan).filter(|r| r.readiness.provisional).map(|r| r.name.clone()).collect();
     let m = |rs: &[&RunReport], g: &dyn Fn(&RunReport) -> Option<f64>| mean(rs.iter().map(|r| g(r)));
     let ev = |k: &'static str| move |r: &RunReport| num(&r.eval, k);
     let mut out = Vec::new();
+    // Every claim but the likelihood one rests on the models' samples or training dynamics.
     let mut push = |claim: &str, vs: String, gs: String, verdict: &str, reason: String| {
+        let rests_on_samples = !claim.starts_with("A VAE gives a likelihood");
+        let provisional = both && rests_on_samples && !untrained.is_empty() && verdict != "not measurable";
+        let reason = if provisional {
+            format!("{reason} — provisional: {} far from trained", untrained.join(", "))
+        } else {
+            reason
+        };
         out.push(Claim {
             claim: claim.into(),
             vae: vs,
             gan: gs,
             verdict: if both { verdict.into() } else { "not measurable".into() },
             reason: if both { reason } else { "needs a VAE run and a GAN run on the same dataset".into() },
+            provisional,
         })
     };
 
@@ -387,6 +446,7 @@ mod tests {
             loss_points: 10,
             d_real: d.map(|x| x.0),
             d_fake: d.map(|x| x.1),
+            recipe: "test".into(),
         }
     }
 
@@ -398,6 +458,7 @@ mod tests {
 
     fn run(model: ModelKind, t: Training, e: Value) -> RunReport {
         let verdicts = judge_run(model, &t, &e);
+        let readiness = readiness(&e);
         RunReport {
             name: model.name().into(),
             path: "x".into(),
@@ -407,6 +468,7 @@ mod tests {
             training: t,
             eval: e,
             verdicts,
+            readiness,
             pictures: vec![],
         }
     }
@@ -452,6 +514,29 @@ mod tests {
         assert_eq!(c[1].verdict, "not measurable");
         // One family alone cannot test a comparison.
         assert!(judge_claims(&[vae]).iter().all(|c| c.verdict == "not measurable"));
+    }
+
+    /// A GAN whose classifier cannot tell what its samples are makes the sample-based verdicts
+    /// provisional; the likelihood claim, which needs no samples, stays firm.
+    #[test]
+    fn untrained_models_make_verdicts_provisional() {
+        let mut e = eval(5.0, 0.9, 0.3, 8, 0.3, 1.2, None);
+        e["classifier_score"] = json!(2.1);
+        e["coverage_real"] = json!({"classifier_score": 9.9});
+        let r = readiness(&e);
+        assert!(r.provisional && r.reason.contains("2.10") && r.reason.contains("9.90"), "{r:?}");
+        e["classifier_score"] = json!(7.5);
+        assert!(!readiness(&e).provisional);
+        e["precision"] = json!(0.05);
+        assert!(readiness(&e).reason.contains("precision 0.050"));
+        e["precision"] = json!(0.8);
+        e["classifier_score"] = json!(2.1);
+        let vae = run(ModelKind::Vae, training(0.01, None), eval(30.0, 0.3, 0.7, 10, 0.01, 0.8, Some(90.0)));
+        let gan = run(ModelKind::Dcgan, training(0.2, Some((0.8, 0.2))), e);
+        let c = judge_claims(&[vae, gan]);
+        assert!(c[..6].iter().all(|c| c.provisional && c.reason.contains("provisional: dcgan")), "{c:#?}");
+        assert!(!c[6].provisional);
+        assert!(!readiness(&json!({})).provisional, "no sample metrics: nothing to judge by");
     }
 
     fn gan_run_without_d() -> RunReport {

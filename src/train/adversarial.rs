@@ -55,19 +55,21 @@ fn collect(named: Vec<(&'static str, Tensor<1>)>) -> Vec<(&'static str, f64)> {
 }
 
 /// One GAN iteration: `cfg.d_steps` D updates (fresh z each), then one G update that reuses the
-/// last fake batch (as the reference DCGAN implementation does).
+/// last fake batch (as the reference DCGAN implementation does); `rate` is this step's learning rate.
 #[allow(clippy::too_many_arguments)]
 pub fn gan_step(
     mut m: Adversary,
     opts: &mut [ModuleOptimizer],
     spec: &ModelSpec,
     cfg: &RunConfig,
+    rate: f64,
     x: Tensor<2>,
     cond: Option<Tensor<2>>,
     rng: &mut ChaCha8Rng,
 ) -> (Adversary, Vec<(&'static str, f64)>) {
     let device = x.device();
     let (b, l) = (x.dims()[0], spec.latent_dim);
+    let rate_d = rate * cfg.lr_d.map_or(1.0, |d| d / cfg.lr);
     let real_target = 1.0 - cfg.label_smoothing;
     let mut d_stats = None;
     let mut fake = None;
@@ -80,7 +82,7 @@ pub fn gan_step(
         let d_loss = bce_logits(lr.clone(), real_target) + bce_logits(lf.clone(), 0.0);
         let grads = GradientsParams::from_grads(d_loss.backward(), &m.d);
         let gn = grad_norm(&m.d, &grads, &device);
-        m.d = opts[1].step(cfg.lr, m.d, grads);
+        m.d = opts[1].step(rate_d, m.d, grads);
         d_stats = Some((d_loss, sigmoid(lr).mean(), sigmoid(lf).mean(), gn));
         fake = Some(f);
     }
@@ -89,7 +91,10 @@ pub fn gan_step(
     let g_loss = bce_logits(lf, 1.0); // non-saturating: −log D(G(z))
     let grads = GradientsParams::from_grads(g_loss.backward(), &m.g);
     let g_gn = grad_norm(&m.g, &grads, &device);
-    m.g = opts[0].step(cfg.lr, m.g, grads);
+    m.g = opts[0].step(rate, m.g, grads);
+    if let Some(decay) = spec.ema {
+        m = m.update_ema(decay);
+    }
     let values = collect(vec![
         ("loss", g_loss.clone() + d_loss.clone()),
         ("d_loss", d_loss),
@@ -103,31 +108,34 @@ pub fn gan_step(
 }
 
 /// One AAE iteration: reconstruction, latent D (prior draws are real, codes fake), encoder fools D.
+#[allow(clippy::too_many_arguments)]
 pub fn aae_step(
     mut m: Aae,
     opts: &mut [ModuleOptimizer],
     spec: &ModelSpec,
     cfg: &RunConfig,
+    rate: f64,
     x: Tensor<2>,
     rng: &mut ChaCha8Rng,
 ) -> (Aae, Vec<(&'static str, f64)>) {
     let device = x.device();
     let (b, l) = (x.dims()[0], spec.latent_dim);
+    let rate_d = rate * cfg.lr_d.map_or(1.0, |d| d / cfg.lr);
     let recon = m.recon(x.clone());
     let grads = GradientsParams::from_grads(recon.backward(), &m);
-    m = opts[0].step(cfg.lr, m, grads);
+    m = opts[0].step(rate, m, grads);
 
     let zp = matrix(sample_prior(spec.prior, b, l, rng), b, l, &device);
     let lr = m.disc.forward(zp);
     let lf = m.disc.forward(m.encode(x.clone()).detach());
     let d_loss = bce_logits(lr.clone(), 1.0 - cfg.label_smoothing) + bce_logits(lf.clone(), 0.0);
     let grads = GradientsParams::from_grads(d_loss.backward(), &m.disc);
-    m.disc = opts[1].step(cfg.lr, m.disc, grads);
+    m.disc = opts[1].step(rate_d, m.disc, grads);
 
     // D frozen: only the encoder's gradients are wanted here.
     let g_loss = bce_logits(m.disc.clone().no_grad().forward(m.encode(x)), 1.0);
     let grads = GradientsParams::from_grads(g_loss.backward(), &m.encoder);
-    m.encoder = opts[2].step(cfg.lr, m.encoder, grads);
+    m.encoder = opts[2].step(rate, m.encoder, grads);
     let values = collect(vec![
         ("loss", recon.clone()),
         ("recon", recon),

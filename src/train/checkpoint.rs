@@ -108,6 +108,8 @@ mod tests {
                     beta: 1.0,
                     prior: crate::models::Prior::Gaussian,
                     arch: Default::default(),
+                    objective: Default::default(),
+                    ema: None,
                 },
                 class_names: vec![],
                 latentlab_version: "x".into(),

@@ -1,7 +1,6 @@
 //! One optimiser on one loss (AE, VAE, CVAE): forward, backward, Adam step.
 
 use super::optim::FusedAdam;
-use crate::config::RunConfig;
 use crate::models::blocks::matrix;
 use crate::models::{ModelSpec, Net};
 use crate::util::normal_vec;
@@ -13,20 +12,20 @@ pub fn optimizers() -> Vec<ModuleOptimizer> {
     vec![FusedAdam::new(0.9).init()]
 }
 
-/// One step; `rng` is the step's noise stream (reparameterisation ε).
+/// One step at learning rate `lr`; `rng` is the step's noise stream (reparameterisation ε).
 pub fn step(
     net: Net,
     opt: &mut ModuleOptimizer,
     spec: &ModelSpec,
-    cfg: &RunConfig,
+    lr: f64,
     x: Tensor<2>,
     labels: &[u8],
     rng: &mut ChaCha8Rng,
 ) -> (Net, Vec<(&'static str, f64)>) {
-    let (b, l) = (x.dims()[0], spec.latent_dim);
-    let eps = matrix(normal_vec(rng, b * l), b, l, &x.device());
+    let (b, l, k) = (x.dims()[0], spec.latent_dim, spec.objective.draws());
+    let eps = matrix(normal_vec(rng, b * k * l), b * k, l, &x.device());
     let losses = net.losses(spec, x, labels, eps);
     let values = losses.values();
     let grads = GradientsParams::from_grads(losses.total.backward(), &net);
-    (opt.step(cfg.lr, net, grads), values)
+    (opt.step(lr, net, grads), values)
 }

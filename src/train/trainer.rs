@@ -33,6 +33,8 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits) -> ModelSpec {
         beta: cfg.beta,
         prior: cfg.prior,
         arch: cfg.arch,
+        objective: cfg.objective,
+        ema: cfg.ema,
     }
 }
 
@@ -126,12 +128,15 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
     }
 }
 
-/// One optimiser step of any model kind on batch `x` (what `train` and `bench` both run).
+/// One optimiser step of any model kind on batch `x` at learning rate `lr` (what `train` and
+/// `bench` both run).
+#[allow(clippy::too_many_arguments)]
 pub fn step(
     net: Net,
     optims: &mut [ModuleOptimizer],
     spec: &ModelSpec,
     cfg: &RunConfig,
+    lr: f64,
     x: burn::prelude::Tensor<2>,
     labels: &[u8],
     noise: &mut rand_chacha::ChaCha8Rng,
@@ -139,14 +144,14 @@ pub fn step(
     match net {
         Net::Gan(m) => {
             let cond = spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, &x.device()));
-            let (m, v) = super::adversarial::gan_step(m, optims, spec, cfg, x, cond, noise);
+            let (m, v) = super::adversarial::gan_step(m, optims, spec, cfg, lr, x, cond, noise);
             (Net::Gan(m), v)
         }
         Net::Aae(m) => {
-            let (m, v) = super::adversarial::aae_step(m, optims, spec, cfg, x, noise);
+            let (m, v) = super::adversarial::aae_step(m, optims, spec, cfg, lr, x, noise);
             (Net::Aae(m), v)
         }
-        other => super::likelihood::step(other, &mut optims[0], spec, cfg, x, labels, noise),
+        other => super::likelihood::step(other, &mut optims[0], spec, lr, x, labels, noise),
     }
 }
 
@@ -192,6 +197,8 @@ fn run_loop(
     let test_loader = Loader::new(&data.test, 1000, cfg.binarize, range, cfg.seed);
     let test_batches = test_loader.eval_batches(1000);
     let nb = loader.batches_per_epoch() as u64;
+    // The schedule spans the run as configured (epochs, or --max-steps when that comes first).
+    let total_steps = cfg.max_steps.map_or(cfg.epochs * nb, |m| m.min(cfg.epochs * nb));
     let show_progress = std::io::stderr().is_terminal();
 
     let mut stop = Stop::Completed;
@@ -222,7 +229,12 @@ fn run_loop(
             let batch = loader.batch(&order, state.batch_in_epoch as usize, state.step);
             let x = matrix(batch.x, batch.n, spec.shape.len(), &ad);
             let noise = &mut rng(cfg.seed, Stream::Noise, state.step);
-            let (next, values) = step(net, &mut optims, &spec, cfg, x, &batch.labels, noise);
+            let lr = cfg.lr * cfg.lr_schedule.factor(state.step, total_steps);
+            // KL warm-up: the KL weight rises linearly over the first kl_warmup epochs.
+            let warm = (cfg.kl_warmup > 0).then(|| (state.step as f64 / (cfg.kl_warmup * nb) as f64).min(1.0));
+            let warm_spec = warm.filter(|&w| w < 1.0).map(|w| ModelSpec { beta: spec.beta * w, ..spec.clone() });
+            let step_spec = warm_spec.as_ref().unwrap_or(&spec);
+            let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &batch.labels, noise);
             net = next;
             let mut values = values;
             if injected_nan(state.step + 1) {
@@ -394,10 +406,10 @@ fn fmt_losses(v: &Value) -> String {
 /// Mean losses over evaluation batches (per image), with fixed reparameterisation noise.
 pub fn evaluate(model: &Model, batches: &[Batch]) -> Value {
     let mut acc = Sums::new();
-    let l = model.spec.latent_dim;
+    let (l, k) = (model.spec.latent_dim, model.spec.objective.draws());
     for (i, b) in batches.iter().enumerate() {
         let x = matrix(b.x.clone(), b.n, model.spec.shape.len(), &model.device);
-        let eps = matrix(normal_vec(&mut rng(0x7E57, Stream::Eval, i as u64), b.n * l), b.n, l, &model.device);
+        let eps = matrix(normal_vec(&mut rng(0x7E57, Stream::Eval, i as u64), b.n * k * l), b.n * k, l, &model.device);
         for (k, v) in model.net.losses(&model.spec, x, &b.labels, eps).values() {
             let e = acc.entry(k.to_string()).or_default();
             e.0 += v * b.n as f64;
