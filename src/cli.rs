@@ -289,7 +289,7 @@ pub struct CompareArgs {
     pub dataset: Option<String>,
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Report file [default: compare/<dataset>/report.html, or report.html for given runs].
+    /// Report file [default: compare/<dataset>/report.html (report-quick.html with --quick), or report.html for given runs].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Minutes instead of the full protocol: short training (VAE 10,000 updates, DCGAN 5,000, on
@@ -735,7 +735,9 @@ fn compare(a: CompareArgs) -> Result<()> {
             ensure_trained(kind, &path, ds, a.data_dir.clone(), a.quick, a.seed)?;
             runs.push(path);
         }
-        (runs, a.out.clone().unwrap_or_else(|| base.join("report.html")))
+        // The quick protocol has its own runs and its own page, so it never overwrites the full one.
+        let page = if a.quick { "report-quick.html" } else { "report.html" };
+        (runs, a.out.clone().unwrap_or_else(|| base.join(page)))
     } else {
         if a.dataset.is_some() {
             bail!("--dataset is for training the default pair; given runs are compared on their own dataset");

@@ -376,7 +376,7 @@ pub fn default_epochs(model: ModelKind) -> u64 {
         ModelKind::Vae | ModelKind::Cvae => 50,
         ModelKind::Ae | ModelKind::Aae => 20,
         ModelKind::Gan | ModelKind::Cgan => 30,
-        ModelKind::Dcgan => 3,
+        ModelKind::Dcgan => 15,
     }
 }
 
