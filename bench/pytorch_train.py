@@ -15,6 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# The DCGAN networks are the ones `bench --pytorch` times (same folder), so the two references cannot drift apart.
+from pytorch_ref import D, G
+
 
 def idx_images(path):
     with gzip.open(path, "rb") as f:
@@ -50,29 +53,6 @@ class Vae(nn.Module):
         rec = F.binary_cross_entropy_with_logits(s.decode(z), x, reduction="none").sum(1)
         kl = 0.5 * (lv.exp() + mu.pow(2) - 1 - lv).sum(1)
         return rec, kl
-
-
-class G(nn.Module):
-    def __init__(s, l=100):
-        super().__init__()
-        s.fc, s.bn0 = nn.Linear(l, 128 * 7 * 7), nn.BatchNorm2d(128)
-        s.up1, s.bn1 = nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64)
-        s.up2 = nn.ConvTranspose2d(64, 1, 4, 2, 1)
-
-    def forward(s, z):
-        x = F.relu(s.bn0(s.fc(z).view(-1, 128, 7, 7)))
-        return torch.tanh(s.up2(F.relu(s.bn1(s.up1(x)))))
-
-
-class D(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.c1, s.c2, s.bn2 = nn.Conv2d(1, 64, 4, 2, 1), nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128)
-        s.fc = nn.Linear(128 * 7 * 7, 1)
-
-    def forward(s, x):
-        x = F.leaky_relu(s.c1(x), 0.2)
-        return s.fc(F.leaky_relu(s.bn2(s.c2(x)), 0.2).flatten(1))
 
 
 def dcgan_init(m):

@@ -216,14 +216,7 @@ pub fn conv2d(layer: &Conv2d, x: Tensor<4>, act: Act) -> Tensor<4> {
             let [cout, ..] = layer.weight.dims();
             let b = bias_or_zeros(&layer.bias, cout, &x.device());
             let spec = ConvSpec { stride: layer.stride, padding, padding_out: [0, 0], transposed: false };
-            let out = <Dispatch as LabKernels>::lab_conv2d(
-                x.into_dispatch(),
-                layer.weight.val().into_dispatch(),
-                b.into_dispatch(),
-                spec,
-                act,
-            );
-            Tensor::from_dispatch(out)
+            lab_conv(x, layer.weight.val(), b, spec, act)
         }
         _ => with_act_burn(layer.forward(x), act),
     }
@@ -238,14 +231,18 @@ pub fn conv_transpose2d(layer: &ConvTranspose2d, x: Tensor<4>, act: Act) -> Tens
     let b = bias_or_zeros(&layer.bias, cout, &x.device());
     let spec =
         ConvSpec { stride: layer.stride, padding: layer.padding, padding_out: layer.padding_out, transposed: true };
-    let out = <Dispatch as LabKernels>::lab_conv2d(
+    lab_conv(x, layer.weight.val(), b, spec, act)
+}
+
+/// Our (transposed) convolution op on burn tensors.
+fn lab_conv(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>, spec: ConvSpec, act: Act) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as LabKernels>::lab_conv2d(
         x.into_dispatch(),
-        layer.weight.val().into_dispatch(),
+        w.into_dispatch(),
         b.into_dispatch(),
         spec,
         act,
-    );
-    Tensor::from_dispatch(out)
+    ))
 }
 
 /// f(bn(x)) for a batch-norm layer, with burn's semantics: batch statistics and a running-average
