@@ -811,8 +811,8 @@ fn ensure_trained(
     }
     // The budget is a number of updates, not epochs: a 9,000-image folder gets as much training
     // as MNIST. Epochs are whatever the budget takes on this dataset.
-    let updates = compare_updates(kind, quick);
     let defaults = crate::config::RunConfig::resolve(kind, Options::default())?;
+    let updates = compare_updates(&defaults, quick);
     let n = data::load(dataset, data_dir.as_deref())?.train.n;
     let per_epoch = n.div_ceil(defaults.batch_size).max(1) as u64;
     let opts = Options {
@@ -830,13 +830,11 @@ fn ensure_trained(
 
 /// Optimiser updates `compare` gives each model: the full protocol trains as long as the default
 /// `train` does on MNIST; `--quick` fits training and evaluation of both into about five minutes.
-pub fn compare_updates(kind: ModelKind, quick: bool) -> u64 {
-    let mnist_batches = |batch: u64| 60_000u64.div_ceil(batch);
-    match (kind, quick) {
-        (ModelKind::Dcgan, false) => crate::config::default_epochs(kind) * mnist_batches(64),
+pub fn compare_updates(defaults: &crate::config::RunConfig, quick: bool) -> u64 {
+    match (defaults.model, quick) {
         (ModelKind::Dcgan, true) => 5_000,
-        (_, false) => crate::config::default_epochs(kind) * mnist_batches(128),
         (_, true) => 10_000,
+        (_, false) => defaults.epochs * 60_000u64.div_ceil(defaults.batch_size as u64),
     }
 }
 

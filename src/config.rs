@@ -297,6 +297,11 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// D's learning rate at a step where G's is `rate` (`--lr-d` scales with the same schedule).
+    pub fn d_rate(&self, rate: f64) -> f64 {
+        rate * self.lr_d.map_or(1.0, |d| d / self.lr)
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
@@ -325,9 +330,7 @@ impl RunConfig {
         if self.prior == Prior::Mixture && self.model != ModelKind::Aae {
             bail!("--prior applies to the aae only");
         }
-        if matches!(self.objective, Objective::Iwae { .. }) && !matches!(self.model, ModelKind::Vae | ModelKind::Cvae) {
-            bail!("--objective iwae applies to vae and cvae (model '{}' has no posterior)", self.model.name());
-        }
+        self.objective.check(self.model)?;
         if let Some(d) = self.lr_d {
             if !self.model.is_adversarial() {
                 bail!("--lr-d applies to adversarial models (model '{}' has no discriminator)", self.model.name());

@@ -120,6 +120,20 @@ pub enum Objective {
 }
 
 impl Objective {
+    /// Whether `kind` can train on this objective, and k is in range (checked for flags and for
+    /// stored specs alike).
+    pub fn check(&self, kind: ModelKind) -> Result<()> {
+        if let Objective::Iwae { k } = *self {
+            if !matches!(kind, ModelKind::Vae | ModelKind::Cvae) {
+                bail!("--objective iwae applies to vae and cvae (model '{}' has no posterior)", kind.name());
+            }
+            if !(1..=4096).contains(&k) {
+                bail!("--iwae-k must be between 1 and 4096, got {k}");
+            }
+        }
+        Ok(())
+    }
+
     /// Posterior samples per image in one training or test evaluation.
     pub fn draws(&self) -> usize {
         match self {
@@ -324,15 +338,7 @@ impl ModelSpec {
         {
             bail!("--decoder-sigma must be > 0, got {s}");
         }
-        if let Objective::Iwae { k } = self.objective {
-            if !matches!(self.kind, ModelKind::Vae | ModelKind::Cvae) {
-                bail!("--objective iwae applies to vae and cvae (model '{}' has no posterior)", self.kind.name());
-            }
-            if !(1..=4096).contains(&k) {
-                bail!("--iwae-k must be between 1 and 4096, got {k}");
-            }
-        }
-        Ok(())
+        self.objective.check(self.kind)
     }
 
     /// Default latent size and hidden widths per model.

@@ -25,6 +25,9 @@ pub const UNTRAINED_SCORE: f64 = 0.5;
 /// …or when fewer than this fraction of samples fall inside the real images' manifold (precision).
 pub const UNTRAINED_PRECISION: f64 = 0.1;
 
+/// The one claim that needs no samples: it is never provisional.
+const LIKELIHOOD_CLAIM: &str = "A VAE gives a likelihood (bound); a GAN gives none";
+
 /// Whether a run is trained far enough for sample-based verdicts, and the numbers behind it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Readiness {
@@ -257,7 +260,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
     let mut out = Vec::new();
     // Every claim but the likelihood one rests on the models' samples or training dynamics.
     let mut push = |claim: &str, vs: String, gs: String, verdict: &str, reason: String| {
-        let rests_on_samples = !claim.starts_with("A VAE gives a likelihood");
+        let rests_on_samples = claim != LIKELIHOOD_CLAIM;
         let provisional = both && rests_on_samples && !untrained.is_empty() && verdict != "not measurable";
         let reason = if provisional {
             format!("{reason} — provisional: {} far from trained", untrained.join(", "))
@@ -418,7 +421,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
     let vl = m(&vae, &ev("iwae_nll"));
     let gl = gan.iter().any(|r| num(&r.eval, "iwae_nll").is_some());
     push(
-        "A VAE gives a likelihood (bound); a GAN gives none",
+        LIKELIHOOD_CLAIM,
         format!("IWAE NLL {} nats", f(vl, 2)),
         "not defined".into(),
         if vl.is_some() && !gl { "holds" } else { "does not hold" },

@@ -69,7 +69,7 @@ pub fn gan_step(
 ) -> (Adversary, Vec<(&'static str, f64)>) {
     let device = x.device();
     let (b, l) = (x.dims()[0], spec.latent_dim);
-    let rate_d = rate * cfg.lr_d.map_or(1.0, |d| d / cfg.lr);
+    let rate_d = cfg.d_rate(rate);
     let real_target = 1.0 - cfg.label_smoothing;
     let mut d_stats = None;
     let mut fake = None;
@@ -120,7 +120,7 @@ pub fn aae_step(
 ) -> (Aae, Vec<(&'static str, f64)>) {
     let device = x.device();
     let (b, l) = (x.dims()[0], spec.latent_dim);
-    let rate_d = rate * cfg.lr_d.map_or(1.0, |d| d / cfg.lr);
+    let rate_d = cfg.d_rate(rate);
     let recon = m.recon(x.clone());
     let grads = GradientsParams::from_grads(recon.backward(), &m);
     m = opts[0].step(rate, m, grads);

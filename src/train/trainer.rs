@@ -231,7 +231,8 @@ fn run_loop(
             let noise = &mut rng(cfg.seed, Stream::Noise, state.step);
             let lr = cfg.lr * cfg.lr_schedule.factor(state.step, total_steps);
             // KL warm-up: the KL weight rises linearly over the first kl_warmup epochs.
-            let warm = (cfg.kl_warmup > 0).then(|| (state.step as f64 / (cfg.kl_warmup * nb) as f64).min(1.0));
+            let warm =
+                (cfg.kl_warmup > 0).then(|| (state.step as f64 / cfg.kl_warmup.saturating_mul(nb) as f64).min(1.0));
             let warm_spec = warm.filter(|&w| w < 1.0).map(|w| ModelSpec { beta: spec.beta * w, ..spec.clone() });
             let step_spec = warm_spec.as_ref().unwrap_or(&spec);
             let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &batch.labels, noise);
