@@ -161,15 +161,13 @@ pub fn bounds(
             }
             done += c;
         }
-        let (run_max, run_sum, lw_sum): (Vec<f64>, Vec<f64>, Vec<f64>) =
-            (acc.iter().map(|a| a.0).collect(), acc.iter().map(|a| a.1).collect(), acc.iter().map(|a| a.2).collect());
-        for i in 0..b {
-            let v = run_max[i] + (run_sum[i] / k as f64).ln();
+        for (i, &(run_max, run_sum, lw_sum)) in acc.iter().enumerate() {
+            let v = run_max + (run_sum / k as f64).ln();
             if !v.is_finite() {
                 bail!("IWAE bound of test image {} is not finite ({v}); the model's weights may be broken", start + i);
             }
             iwae.push(v);
-            elbo.push(lw_sum[i] / k as f64);
+            elbo.push(lw_sum / k as f64);
         }
         progress(end);
     }
