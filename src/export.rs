@@ -7,7 +7,7 @@
 //! convolution's is [in, out, kh, kw]. Metadata (`__metadata__`) records the model kind, image
 //! shape, latent size, hidden widths, decoder and activations.
 
-use crate::models::{Model, ModelKind};
+use crate::models::Model;
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleVisitor};
 use burn::prelude::*;
@@ -44,13 +44,7 @@ pub fn named_tensors(model: &Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 
 fn metadata(model: &Model) -> HashMap<String, String> {
     let s = &model.spec;
-    let activations = match s.kind {
-        ModelKind::Ae | ModelKind::Vae | ModelKind::Cvae | ModelKind::Aae => {
-            "MLP with ReLU between layers; VAE decoder output: sigmoid(logits) = mean image in [0,1]"
-        }
-        ModelKind::Gan | ModelKind::Cgan => "generator: LeakyReLU(0.2) between layers, tanh output in [-1,1]",
-        ModelKind::Dcgan => "generator: Linear → BN → ReLU → ConvT → BN → ReLU → ConvT → tanh",
-    };
+    let activations = s.kind.decl().activations;
     HashMap::from([
         ("format".to_string(), "latentlab".to_string()),
         ("model".to_string(), s.kind.name().to_string()),

@@ -160,7 +160,7 @@ fn batch_norm_statistics_update_only_in_training() {
 #[test]
 fn mixture_prior_puts_codes_on_the_circle() {
     let mut r = latentlab::util::rng(1, latentlab::util::Stream::Sample, 0);
-    let z = latentlab::models::aae::sample_prior(Prior::Mixture, 2000, 2, &mut r);
+    let z = latentlab::models::prior::sample_prior(Prior::Mixture, 2000, 2, &mut r);
     let radii: Vec<f32> = z.chunks(2).map(|p| (p[0] * p[0] + p[1] * p[1]).sqrt()).collect();
     let near = radii.iter().filter(|&&r| (r - 4.0).abs() < 1.5).count();
     assert!(near > 1900, "{near} of 2000 draws near radius 4");

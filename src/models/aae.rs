@@ -6,17 +6,13 @@
 
 use super::blocks::{Mlp, bernoulli_nll};
 use super::gan::LeakyMlp;
-use super::{ModelSpec, Prior};
+use super::registry::{self, Adam, Family, ModelDecl};
+use super::{ModelSpec, Net};
+use crate::config::Options;
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-
-/// Mixture prior: components on a circle of this radius in the first two latent dimensions.
-pub const MIXTURE_RADIUS: f32 = 4.0;
-pub const MIXTURE_STD: f32 = 0.5;
-pub const MIXTURE_COMPONENTS: usize = 10;
 
 #[derive(Module, Debug)]
 pub struct Aae {
@@ -51,18 +47,32 @@ impl Aae {
     }
 }
 
-/// `n` draws from the prior, host side [n × d].
-pub fn sample_prior(prior: Prior, n: usize, d: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let mut z = crate::util::normal_vec(rng, n * d);
-    if prior == Prior::Mixture {
-        for row in z.chunks_mut(d) {
-            let k = rng.random_range(0..MIXTURE_COMPONENTS);
-            let a = 2.0 * std::f32::consts::PI * k as f32 / MIXTURE_COMPONENTS as f32;
-            row[0] = MIXTURE_RADIUS * a.cos() + MIXTURE_STD * row[0];
-            if d > 1 {
-                row[1] = MIXTURE_RADIUS * a.sin() + MIXTURE_STD * row[1];
-            }
-        }
-    }
-    z
-}
+pub const DECL: ModelDecl = ModelDecl {
+    name: "aae",
+    family: Family::AdversarialAutoencoder,
+    conditional: false,
+    variational: true,
+    options: &["hidden", "prior", "lr_d", "label_smoothing"],
+    defaults: |o| Options {
+        epochs: Some(20),
+        batch_size: Some(128),
+        lr: Some(1e-3),
+        latent_dim: Some(2),
+        hidden: Some(vec![512, 256]),
+        binarize: Some(registry::likelihood_binarize(o)),
+        ..Default::default()
+    },
+    optimizers: &[
+        Adam { updates: "encoder and decoder (reconstruction)", beta1: 0.9 },
+        Adam { updates: "latent D", beta1: 0.5 },
+        Adam { updates: "encoder as generator", beta1: 0.5 },
+    ],
+    game: None,
+    held_out: super::ae::NATS,
+    collapse_below: Some(0.01),
+    build: |spec, seed, device| {
+        Net::Aae(Aae::new(spec, &mut crate::util::rng(seed, crate::util::Stream::Init, 0), device))
+    },
+    check: registry::no_check,
+    activations: super::ae::DECL.activations,
+};

@@ -2,7 +2,9 @@
 //! prior, which is why sampling it is a poor generator (see `latent-map`).
 
 use super::blocks::{Mlp, bernoulli_nll, gaussian_nll};
-use super::{DecoderKind, Losses, ModelSpec};
+use super::registry::{self, Adam, Family, HeldOut, ModelDecl};
+use super::{DecoderKind, Losses, ModelSpec, Net};
+use crate::config::Options;
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -52,3 +54,33 @@ impl Ae {
         Losses { total: recon.clone(), terms: vec![("recon", recon)] }
     }
 }
+
+/// Held-out loss of the likelihood family and the AAE: nats per image, lower is better.
+pub const NATS: HeldOut =
+    HeldOut { units: "nats per image (negative ELBO for VAEs: loss = recon + beta*kl)", lower_is_better: true };
+
+pub const DECL: ModelDecl = ModelDecl {
+    name: "ae",
+    family: Family::Likelihood,
+    conditional: false,
+    variational: false,
+    options: &["hidden", "decoder", "decoder_sigma"],
+    defaults: |o| Options {
+        epochs: Some(20),
+        batch_size: Some(128),
+        lr: Some(1e-3),
+        latent_dim: Some(20),
+        hidden: Some(vec![512, 256]),
+        binarize: Some(registry::likelihood_binarize(o)),
+        ..Default::default()
+    },
+    optimizers: &[Adam { updates: "encoder and decoder", beta1: 0.9 }],
+    game: None,
+    held_out: NATS,
+    collapse_below: None,
+    build: |spec, seed, device| {
+        Net::Ae(Ae::new(spec, &mut crate::util::rng(seed, crate::util::Stream::Init, 0), device))
+    },
+    check: registry::no_check,
+    activations: "MLP with ReLU between layers; VAE decoder output: sigmoid(logits) = mean image in [0,1]",
+};

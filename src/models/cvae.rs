@@ -1,11 +1,8 @@
 //! Conditional VAE (Sohn et al. 2015): the VAE of `vae.rs` with the one-hot label appended to the
 //! encoder input and to the decoder's latent input, so `decode(z, y)` renders class `y` on demand.
+//! Same networks, recipe and options as the VAE; `Vae::new` conditions on the label because the
+//! declaration says the model is conditional.
 
-use super::ModelSpec;
-use super::vae::Vae;
-use burn::prelude::*;
-use rand_chacha::ChaCha8Rng;
+use super::registry::ModelDecl;
 
-pub fn new(spec: &ModelSpec, rng: &mut ChaCha8Rng, device: &Device) -> Vae {
-    Vae::new(spec, spec.num_classes, rng, device)
-}
+pub const DECL: ModelDecl = ModelDecl { name: "cvae", conditional: true, ..super::vae::DECL };

@@ -5,6 +5,7 @@
 //! D: Conv(C→64, 4, 2, 1) → LReLU → Conv(64→128, 4, 2, 1) → BN → LReLU → Linear → logit
 
 use super::blocks::linear;
+use super::registry::{self, ModelDecl};
 use crate::data::ImageShape;
 use crate::kernels::{self, Act};
 use burn::module::{Module, Param};
@@ -138,3 +139,12 @@ impl ConvDiscriminator {
         sync_bn(&[&self.bn2]);
     }
 }
+
+pub const DECL: ModelDecl = ModelDecl {
+    name: "dcgan",
+    defaults: |_| registry::gan_defaults(15),
+    build: |spec, seed, device| super::gan::build_adversary(spec, seed, device, true),
+    check: registry::divisible_by_4,
+    activations: "generator: Linear → BN → ReLU → ConvT → BN → ReLU → ConvT → tanh",
+    ..super::gan::DECL
+};

@@ -3,6 +3,8 @@
 //! Osindero 2014, see `cgan.rs`). The training step lives in `train/adversarial.rs`.
 
 use super::blocks::linear;
+use super::registry::{self, Family, GameLoss, HeldOut, ModelDecl};
+use super::{ModelSpec, Net};
 use crate::kernels::{self, Act};
 use burn::module::Module;
 use burn::nn::Linear;
@@ -176,3 +178,50 @@ impl Discriminator {
         }
     }
 }
+
+/// G and D of a GAN-family model: MLPs (conditioned on the label when the model is conditional)
+/// or the DCGAN convolutional networks; with `--ema`, G's weight average.
+pub fn build_adversary(spec: &ModelSpec, seed: u64, device: &Device, conv: bool) -> Net {
+    let rng = &mut crate::util::rng(seed, crate::util::Stream::Init, 0);
+    let (l, d) = (spec.latent_dim, spec.shape.len());
+    let c = if spec.kind.is_conditional() { spec.num_classes } else { 0 };
+    let new_g = |rng: &mut ChaCha8Rng| {
+        if conv {
+            Generator::Conv(super::dcgan::ConvGenerator::new(l, 0, spec.shape, rng, device))
+        } else {
+            Generator::Mlp(MlpGenerator::new(l, c, d, rng, device))
+        }
+    };
+    let g = new_g(rng);
+    let d = if conv {
+        Discriminator::Conv(super::dcgan::ConvDiscriminator::new(spec.shape, rng, device))
+    } else {
+        Discriminator::Mlp(MlpDiscriminator::new(d, c, rng, device))
+    };
+    // The average starts as G itself: a second G from the same stream, with its own parameters and
+    // batch-norm statistics, that no optimiser touches.
+    let g_ema = spec.ema.is_some().then(|| new_g(&mut crate::util::rng(seed, crate::util::Stream::Init, 0)).no_grad());
+    Net::Gan(Adversary { g, d, cond_dim: c, g_ema })
+}
+
+/// Units of the GAN family's held-out numbers under the BCE game.
+pub const BCE_HELD_OUT: HeldOut = HeldOut {
+    units: "test: D's BCE loss (loss), G's non-saturating loss, mean D(x) (d_real) and D(G(z)) (d_fake) on test images",
+    lower_is_better: false,
+};
+
+pub const DECL: ModelDecl = ModelDecl {
+    name: "gan",
+    family: Family::Adversarial,
+    conditional: false,
+    variational: false,
+    options: registry::GAN_OPTIONS,
+    defaults: |_| registry::gan_defaults(30),
+    optimizers: registry::GAN_OPTIMIZERS,
+    game: Some(GameLoss::NonSaturating),
+    held_out: BCE_HELD_OUT,
+    collapse_below: Some(0.01),
+    build: |spec, seed, device| build_adversary(spec, seed, device, false),
+    check: registry::no_check,
+    activations: "generator: LeakyReLU(0.2) between layers, tanh output in [-1,1]",
+};

@@ -4,7 +4,9 @@
 //! encoder and decoder also see a one-hot condition: that is the CVAE (see `cvae.rs`).
 
 use super::blocks::{Mlp, gaussian_nll, kl_std_normal, linear};
-use super::{Arch, DecoderKind, Losses, ModelSpec, Objective};
+use super::registry::{self, Adam, Family, ModelDecl};
+use super::{Arch, DecoderKind, Losses, ModelSpec, Net, Objective};
+use crate::config::{LrSchedule, Options};
 use crate::kernels::{self, Act};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
@@ -272,3 +274,34 @@ impl Vae {
         Losses { total: iwae.clone(), terms: vec![("iwae", iwae), ("elbo", elbo)] }
     }
 }
+
+pub const DECL: ModelDecl = ModelDecl {
+    name: "vae",
+    family: Family::Likelihood,
+    conditional: false,
+    variational: true,
+    options: &["hidden", "decoder", "decoder_sigma", "beta", "arch", "objective", "iwae_k", "kl_warmup"],
+    // The recipe measured in the README: cosine decay to 0 and a KL weight that ramps up over the
+    // first tenth of the run, so the decoder learns to use the code before the KL closes it.
+    defaults: |o| Options {
+        epochs: Some(50),
+        batch_size: Some(128),
+        lr: Some(1e-3),
+        latent_dim: Some(20),
+        hidden: Some(vec![512, 256]),
+        binarize: Some(registry::likelihood_binarize(o)),
+        lr_schedule: Some(LrSchedule::Cosine),
+        kl_warmup: Some(o.epochs.unwrap_or(50) / 10),
+        ..Default::default()
+    },
+    optimizers: &[Adam { updates: "encoder and decoder", beta1: 0.9 }],
+    game: None,
+    held_out: super::ae::NATS,
+    collapse_below: None,
+    build: |spec, seed, device| {
+        let cond = if spec.kind.is_conditional() { spec.num_classes } else { 0 };
+        Net::Vae(Vae::new(spec, cond, &mut crate::util::rng(seed, crate::util::Stream::Init, 0), device))
+    },
+    check: registry::no_check,
+    activations: super::ae::DECL.activations,
+};

@@ -1,35 +1,19 @@
-//! Two optimisers, alternating (GAN, DCGAN, cGAN, AAE). D is updated on real and on detached fake
-//! samples, then G with the non-saturating loss −log D(G(z)). Everything is in logits: BCE with
-//! logits is softplus(−l) for target 1 and softplus(l) for target 0, never log(sigmoid(·)).
+//! Alternating updates (GAN family and AAE). D is updated on real and on detached fake samples, then
+//! G with the model's game loss (`models::game`; the non-saturating −log D(G(z)) by default).
 
-use super::optim::FusedAdam;
 use crate::config::RunConfig;
-use crate::models::aae::{Aae, sample_prior};
-use crate::models::blocks::softplus;
+use crate::models::ModelSpec;
+use crate::models::aae::Aae;
 use crate::models::blocks::{matrix, to_vec};
+pub use crate::models::game::bce_logits;
 use crate::models::gan::Adversary;
-use crate::models::{ModelKind, ModelSpec};
+use crate::models::prior::sample_prior;
 use crate::util::normal_vec;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use rand_chacha::ChaCha8Rng;
-
-/// GAN: [G, D]; AAE: [autoencoder, latent D, encoder-as-generator]. Adversarial Adam uses β1 = 0.5.
-pub fn optimizers(kind: ModelKind) -> Vec<ModuleOptimizer> {
-    let adv = || FusedAdam::new(0.5).init();
-    match kind {
-        ModelKind::Aae => vec![FusedAdam::new(0.9).init(), adv(), adv()],
-        _ => vec![adv(), adv()],
-    }
-}
-
-/// BCE-with-logits against a constant target `t`, batch mean.
-pub fn bce_logits(logits: Tensor<2>, t: f64) -> Tensor<1> {
-    let pos = softplus(logits.clone().neg()).mean();
-    if t == 1.0 { pos } else { pos * t + softplus(logits).mean() * (1.0 - t) }
-}
 
 /// ‖∇‖₂ over a module's parameters, as a [1] tensor (synced with the other step values).
 pub fn grad_norm<M: Module>(module: &M, grads: &GradientsParams, device: &Device) -> Tensor<1> {
@@ -70,6 +54,7 @@ pub fn gan_step(
     let device = x.device();
     let (b, l) = (x.dims()[0], spec.latent_dim);
     let rate_d = cfg.d_rate(rate);
+    let game = spec.kind.decl().game.expect("adversarial models declare their game");
     let real_target = 1.0 - cfg.label_smoothing;
     let mut d_stats = None;
     let mut fake = None;
@@ -79,16 +64,16 @@ pub fn gan_step(
         let lr = m.discriminate(x.clone(), cond.clone());
         // detach: the D step must not reach G's parameters.
         let lf = m.discriminate(f.clone().detach(), cond.clone());
-        let d_loss = bce_logits(lr.clone(), real_target) + bce_logits(lf.clone(), 0.0);
+        let d_loss = game.d_loss(lr.clone(), lf.clone(), real_target);
         let grads = GradientsParams::from_grads(d_loss.backward(), &m.d);
         let gn = grad_norm(&m.d, &grads, &device);
         m.d = opts[1].step(rate_d, m.d, grads);
-        d_stats = Some((d_loss, sigmoid(lr).mean(), sigmoid(lf).mean(), gn));
+        d_stats = Some((d_loss, game.mean_output(lr), game.mean_output(lf), gn));
         fake = Some(f);
     }
     let (d_loss, d_real, d_fake, d_gn) = d_stats.expect("d_steps ≥ 1");
     let lf = m.discriminate_frozen(fake.expect("d_steps ≥ 1"), cond);
-    let g_loss = bce_logits(lf, 1.0); // non-saturating: −log D(G(z))
+    let g_loss = game.g_loss(lf);
     let grads = GradientsParams::from_grads(g_loss.backward(), &m.g);
     let g_gn = grad_norm(&m.g, &grads, &device);
     m.g = opts[0].step(rate, m.g, grads);

@@ -1,16 +1,11 @@
 //! One optimiser on one loss (AE, VAE, CVAE): forward, backward, Adam step.
 
-use super::optim::FusedAdam;
 use crate::models::blocks::matrix;
 use crate::models::{ModelSpec, Net};
 use crate::util::normal_vec;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand_chacha::ChaCha8Rng;
-
-pub fn optimizers() -> Vec<ModuleOptimizer> {
-    vec![FusedAdam::new(0.9).init()]
-}
 
 /// One step at learning rate `lr`; `rng` is the step's noise stream (reparameterisation ε).
 pub fn step(

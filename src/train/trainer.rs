@@ -38,9 +38,9 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits) -> ModelSpec {
     }
 }
 
-/// Fresh optimisers for a model kind (one per optimiser of its pattern).
+/// Fresh optimisers of a model's recipe, in the order its step function uses them.
 pub fn optimizers(spec: &ModelSpec) -> Vec<ModuleOptimizer> {
-    if spec.kind.is_adversarial() { super::adversarial::optimizers(spec.kind) } else { super::likelihood::optimizers() }
+    spec.kind.decl().optimizers.iter().map(|a| super::optim::FusedAdam::new(a.beta1).init()).collect()
 }
 
 /// Optimiser states as one byte blob: count, then length-prefixed burnpack records.
@@ -274,9 +274,10 @@ fn run_loop(
             }
             if state.step % cfg.log_every == 0 {
                 // Collapse guard: a discriminator that wins outright gives G no gradient to learn from.
-                if let Some((s, n)) = state.running.get("d_loss")
+                if let Some(floor) = spec.kind.decl().collapse_below
+                    && let Some((s, n)) = state.running.get("d_loss")
                     && *n > 0
-                    && s / (*n as f64) < 0.01
+                    && s / (*n as f64) < floor
                 {
                     let w = format!(
                         "step {}: D's loss averages {:.2e} over the last {} steps: D wins outright and G gets no \
@@ -331,7 +332,7 @@ fn run_loop(
         epoch_pictures(dir, cfg, &model, data, state.epoch)?;
         let test_loss = test["loss"].as_f64().unwrap_or(f64::INFINITY);
         // A GAN's test "loss" is D's; lower is not better, so its best checkpoint is not tracked.
-        let improved = !spec.kind.is_gan() && state.best_test_loss.is_none_or(|b| test_loss < b);
+        let improved = spec.kind.decl().held_out.lower_is_better && state.best_test_loss.is_none_or(|b| test_loss < b);
         if improved {
             state.best_test_loss = Some(test_loss);
         }
@@ -597,11 +598,7 @@ fn write_summary(
         "wall_secs": state.wall_secs,
         "train_samples_per_sec": samples_per_sec,
         "test": test,
-        "units": if cfg.model.is_gan() {
-            "test: D's BCE loss (loss), G's non-saturating loss, mean D(x) (d_real) and D(G(z)) (d_fake) on test images"
-        } else {
-            "nats per image (negative ELBO for VAEs: loss = recon + beta*kl)"
-        },
+        "units": cfg.model.decl().held_out.units,
         "warnings": state.warnings,
         "best_test_loss": state.best_test_loss,
         "seed": cfg.seed,

@@ -126,11 +126,7 @@ pub fn latent_map(
         .collect();
     let title = format!(
         "{} codes of {} test images ({}, {}-d latent)",
-        if matches!(spec.kind, crate::models::ModelKind::Vae | crate::models::ModelKind::Cvae) {
-            "Posterior-mean"
-        } else {
-            "Encoder"
-        },
+        if spec.kind.has_posterior() { "Posterior-mean" } else { "Encoder" },
         pts.len(),
         data.name,
         d

@@ -1,0 +1,18 @@
+//! Least-squares GAN (Mao et al. 2017) on the DCGAN networks: D regresses real images to 1 and
+//! generated ones to 0, and G pulls D's output on its images to 1. The squared loss keeps giving G
+//! gradient for samples D already classifies correctly but that lie far from the data, where the
+//! BCE game saturates. Everything but the game's losses is the DCGAN's.
+
+use super::game::GameLoss;
+use super::registry::{HeldOut, ModelDecl};
+
+pub const DECL: ModelDecl = ModelDecl {
+    name: "lsgan",
+    game: Some(GameLoss::LeastSquares),
+    held_out: HeldOut {
+        units: "test: D's least-squares loss (loss), G's least-squares loss, mean D(x) (d_real) and D(G(z)) (d_fake) \
+                on test images (raw outputs; 1/2 at the optimum)",
+        lower_is_better: false,
+    },
+    ..super::dcgan::DECL
+};
