@@ -1,11 +1,18 @@
-//! Training: one loop (`trainer`) for every model; the step is per optimiser pattern —
-//! `likelihood` (one optimiser: AE, VAE, CVAE) and `adversarial` (alternating: GAN, DCGAN, cGAN, AAE).
+//! Training: one loop (`trainer`) for every model; the step (`step`) is per optimiser pattern —
+//! `likelihood` (one optimiser: AE, VAE, CVAE) and `adversarial` (alternating: the GAN family and
+//! the AAE); `artifacts` draws the pictures, `progress` what the terminal shows.
 
 pub mod adversarial;
-pub mod checkpoint;
+mod artifacts;
 pub mod likelihood;
 pub mod log;
 pub mod optim;
+mod progress;
+mod step;
 pub mod trainer;
 
-pub use trainer::{progress, train};
+/// Checkpoints live with the run folder; re-exported for callers that think of them as training's.
+pub use crate::run::checkpoint;
+pub use artifacts::{fixed_grid_codes, loss_curves, recon_grid};
+pub use progress::{evaluate, progress};
+pub use trainer::{Diverged, Interrupted, train};

@@ -1,81 +1,25 @@
-//! The training loop, once for every model: batches, the model family's step (`likelihood` or
-//! `adversarial`), logging, the divergence and collapse guards, per-epoch test evaluation, fixed-noise
-//! sample grids, reconstructions, checkpoints, metrics and the summary.
+//! The training loop, once for every model: batches, the model's step (`step.rs`), logging, the
+//! divergence guard (with rollback) and the declared collapse guard, the per-epoch test evaluation,
+//! pictures (`artifacts.rs`), checkpoints and the summary.
 
-use super::checkpoint::{Checkpoint, Meta, Sums, TrainState};
+use super::artifacts::{epoch_pictures, final_pictures};
+use super::checkpoint::{Checkpoint, Meta, TrainState, decode_optims, encode_optims, load_net};
 use super::log::MetricsLog;
+use super::progress::{evaluate, fmt_losses, means, progress_bar};
+pub use super::step::{optimizers, spec_for, step};
 use crate::backend;
 use crate::config::RunConfig;
-use crate::data::{Batch, Loader, Range, Splits};
-use crate::models::blocks::{matrix, one_hot};
+use crate::data::{Loader, Splits};
+use crate::models::blocks::matrix;
 use crate::models::{Model, ModelSpec, Net};
-use crate::run::{RunDir, load_net};
-use crate::util::{Stream, normal_vec, rng};
-use crate::viz;
+use crate::run::RunDir;
+use crate::util::{Stream, rng};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use std::io::IsTerminal;
 use std::time::Instant;
-
-/// The model spec a config implies on a dataset.
-pub fn spec_for(cfg: &RunConfig, data: &Splits) -> ModelSpec {
-    ModelSpec {
-        kind: cfg.model,
-        shape: data.train.shape,
-        num_classes: data.train.num_classes,
-        latent_dim: cfg.latent_dim,
-        hidden: cfg.hidden.clone(),
-        decoder: cfg.decoder,
-        decoder_sigma: cfg.decoder_sigma,
-        beta: cfg.beta,
-        prior: cfg.prior,
-        arch: cfg.arch,
-        objective: cfg.objective,
-        ema: cfg.ema,
-    }
-}
-
-/// Fresh optimisers of a model's recipe, in the order its step function uses them.
-pub fn optimizers(spec: &ModelSpec) -> Vec<ModuleOptimizer> {
-    spec.kind.decl().optimizers.iter().map(|a| super::optim::FusedAdam::new(a.beta1).init()).collect()
-}
-
-/// Optimiser states as one byte blob: count, then length-prefixed burnpack records.
-fn encode_optims(optims: &[ModuleOptimizer]) -> Result<Vec<u8>> {
-    let mut out = (optims.len() as u64).to_le_bytes().to_vec();
-    for o in optims {
-        let b = o.into_bytes().map_err(|e| anyhow::anyhow!("cannot serialise optimiser state: {e:?}"))?;
-        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-        out.extend_from_slice(&b);
-    }
-    Ok(out)
-}
-
-fn decode_optims(bytes: &[u8], fresh: Vec<ModuleOptimizer>) -> std::result::Result<Vec<ModuleOptimizer>, String> {
-    let read_u64 = |pos: usize| -> std::result::Result<u64, String> {
-        bytes
-            .get(pos..pos + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-            .ok_or_else(|| "truncated".to_string())
-    };
-    let n = read_u64(0)? as usize;
-    if n != fresh.len() {
-        return Err(format!("{n} optimiser states, the model needs {}", fresh.len()));
-    }
-    let mut pos = 8;
-    let mut out = Vec::new();
-    for o in fresh {
-        let len = read_u64(pos)? as usize;
-        pos += 8;
-        let b = bytes.get(pos..pos.saturating_add(len)).ok_or("truncated optimiser state")?;
-        pos += len;
-        out.push(o.from_bytes(burn::tensor::Bytes::from_bytes_vec(b.to_vec())).map_err(|e| format!("{e:?}"))?);
-    }
-    Ok(out)
-}
 
 /// Why training stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,33 +69,6 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
             }
             other => return other,
         }
-    }
-}
-
-/// One optimiser step of any model kind on batch `x` at learning rate `lr` (what `train` and
-/// `bench` both run).
-#[allow(clippy::too_many_arguments)]
-pub fn step(
-    net: Net,
-    optims: &mut [ModuleOptimizer],
-    spec: &ModelSpec,
-    cfg: &RunConfig,
-    lr: f64,
-    x: burn::prelude::Tensor<2>,
-    labels: &[u8],
-    noise: &mut rand_chacha::ChaCha8Rng,
-) -> (Net, Vec<(&'static str, f64)>) {
-    match net {
-        Net::Gan(m) => {
-            let cond = spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, &x.device()));
-            let (m, v) = super::adversarial::gan_step(m, optims, spec, cfg, lr, x, cond, noise);
-            (Net::Gan(m), v)
-        }
-        Net::Aae(m) => {
-            let (m, v) = super::adversarial::aae_step(m, optims, spec, cfg, lr, x, noise);
-            (Net::Aae(m), v)
-        }
-        other => super::likelihood::step(other, &mut optims[0], spec, lr, x, labels, noise),
     }
 }
 
@@ -368,182 +285,6 @@ fn run_loop(
 fn injected_nan(step: u64) -> bool {
     static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     crate::util::fault(&format!("nan-at-step-{step}")) && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
-}
-
-fn progress_bar(len: u64, epoch: u64, epochs: u64, visible: bool) -> ProgressBar {
-    progress(len, &format!("epoch {epoch}/{epochs}"), visible)
-}
-
-/// A progress bar on stderr (hidden when `visible` is false or stderr is not a terminal).
-pub fn progress(len: u64, prefix: &str, visible: bool) -> ProgressBar {
-    let visible = visible && std::io::stderr().is_terminal();
-    let pb = ProgressBar::with_draw_target(
-        Some(len),
-        if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
-    );
-    pb.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    pb.set_prefix(prefix.to_string());
-    pb
-}
-
-fn means(acc: &Sums) -> Value {
-    Value::Object(acc.iter().map(|(k, (s, n))| (k.to_string(), json!(s / (*n).max(1) as f64))).collect())
-}
-
-fn fmt_losses(v: &Value) -> String {
-    let o = v.as_object().cloned().unwrap_or_default();
-    let main = o.get("loss").and_then(Value::as_f64).unwrap_or(f64::NAN);
-    let rest: Vec<String> = o
-        .iter()
-        .filter(|(k, _)| *k != "loss")
-        .map(|(k, v)| format!("{k} {:.2}", v.as_f64().unwrap_or(f64::NAN)))
-        .collect();
-    if rest.is_empty() { format!("{main:.2}") } else { format!("{main:.2} ({})", rest.join(", ")) }
-}
-
-/// Mean losses over evaluation batches (per image), with fixed reparameterisation noise.
-pub fn evaluate(model: &Model, batches: &[Batch]) -> Value {
-    let mut acc = Sums::new();
-    let (l, k) = (model.spec.latent_dim, model.spec.objective.draws());
-    for (i, b) in batches.iter().enumerate() {
-        let x = matrix(b.x.clone(), b.n, model.spec.shape.len(), &model.device);
-        let eps = matrix(normal_vec(&mut rng(0x7E57, Stream::Eval, i as u64), b.n * k * l), b.n * k, l, &model.device);
-        for (k, v) in model.net.losses(&model.spec, x, &b.labels, eps).values() {
-            let e = acc.entry(k.to_string()).or_default();
-            e.0 += v * b.n as f64;
-            e.1 += b.n as u64;
-        }
-    }
-    means(&acc)
-}
-
-/// Fixed codes for the per-epoch sample grid: conditional models get one row per class.
-pub fn fixed_grid_codes(model: &Model, seed: u64) -> (Vec<f32>, Vec<u8>, usize) {
-    let k = model.spec.num_classes;
-    if model.spec.kind.is_conditional() {
-        let n = k * 8;
-        let z = model.prior(n, &mut rng(seed, Stream::FixedNoise, 0));
-        (z, (0..n).map(|i| (i / 8) as u8).collect(), 8)
-    } else {
-        (model.prior(64, &mut rng(seed, Stream::FixedNoise, 0)), vec![], 8)
-    }
-}
-
-fn epoch_pictures(dir: &RunDir, cfg: &RunConfig, model: &Model, data: &Splits, epoch: u64) -> Result<()> {
-    let (z, labels, ncol) = fixed_grid_codes(model, cfg.seed);
-    let imgs = model.decode_host(&z, &labels);
-    viz::grid::save_grid(&imgs, model.spec.shape, ncol, &dir.samples().join(format!("epoch-{epoch:03}.png")))?;
-    if model.spec.kind.has_encoder() {
-        recon_grid(model, data, &dir.samples().join(format!("recon-{epoch:03}.png")))?;
-    }
-    Ok(())
-}
-
-/// Originals (top two rows) above their reconstructions (bottom two rows).
-pub fn recon_grid(model: &Model, data: &Splits, path: &std::path::Path) -> Result<()> {
-    let head = data.test.head(16);
-    let loader = Loader::new(&head, 16, crate::data::Binarize::None, Range::Unit, 0);
-    let b = &loader.eval_batches(16)[0];
-    let z = model.encode_host(&b.x, &b.labels)?;
-    let rec = model.decode_host(&z, &b.labels);
-    let mut both = b.x.clone();
-    both.extend(rec);
-    viz::grid::save_grid(&both, model.spec.shape, 8, path)
-}
-
-fn final_pictures(dir: &RunDir, cfg: &RunConfig, model: &Model, data: &Splits) -> Result<()> {
-    let fin = dir.final_dir();
-    let (z, labels, ncol) = fixed_grid_codes(model, cfg.seed);
-    viz::grid::save_grid(&model.decode_host(&z, &labels), model.spec.shape, ncol, &fin.join("samples.png"))?;
-    if model.spec.kind.has_encoder() {
-        recon_grid(model, data, &fin.join("reconstructions.png"))?;
-    }
-    loss_curves(dir)?;
-    let mut frames: Vec<_> = std::fs::read_dir(dir.samples())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("epoch-")))
-        .collect();
-    frames.sort();
-    if !frames.is_empty() {
-        viz::gif::gif_from_pngs(&frames, &dir.samples().join("progress.gif"), 500)?;
-    }
-    Ok(())
-}
-
-/// `final/loss.png`: one panel per loss term, train (logged steps) and test (epoch ends) vs step.
-pub fn loss_curves(dir: &RunDir) -> Result<()> {
-    use viz::plot::Series;
-    if !dir.metrics().exists() {
-        return Ok(()); // nothing logged yet (a run shorter than --log-every steps)
-    }
-    let lines = super::log::read(&dir.metrics())?;
-    let mut terms: Vec<String> = Vec::new();
-    for l in &lines {
-        for part in ["train", "test"] {
-            if let Some(o) = l.get(part).and_then(Value::as_object) {
-                for k in o.keys() {
-                    if !terms.contains(k) {
-                        terms.push(k.clone());
-                    }
-                }
-            }
-        }
-    }
-    // The total first, then its terms.
-    terms.sort_by_key(|t| (t != "loss", t.clone()));
-    let pick = |kind: &str, part: &str, term: &str| -> Vec<(f64, f64)> {
-        lines
-            .iter()
-            .filter(|l| l["kind"] == kind)
-            .filter_map(|l| Some((l["step"].as_f64()?, l[part][term].as_f64()?)))
-            .collect()
-    };
-    let panels: Vec<(String, String, Vec<Series>)> = terms
-        .iter()
-        .map(|t| {
-            let mut s = vec![Series { name: "train".into(), points: pick("step", "train", t) }];
-            let test = pick("epoch", "test", t);
-            if !test.is_empty() {
-                s.push(Series { name: "test".into(), points: test });
-            }
-            let unit = if t.starts_with("d_real") || t.starts_with("d_fake") {
-                "mean D output"
-            } else if t.contains("grad_norm") {
-                "L2 norm"
-            } else {
-                "nats / image"
-            };
-            (t.clone(), unit.to_string(), s)
-        })
-        .filter(|(_, _, s)| s.iter().any(|s| !s.points.is_empty()))
-        .collect();
-    if panels.is_empty() {
-        return Ok(());
-    }
-    viz::plot::line_panels(&dir.final_dir().join("loss.png"), "step", &panels)?;
-    // The adversarial game at a glance: D(x) and D(G(z)) should both approach 1/2.
-    let (dr, df) = (pick("step", "train", "d_real"), pick("step", "train", "d_fake"));
-    if !dr.is_empty() {
-        let half = vec![(dr[0].0, 0.5), (dr[dr.len() - 1].0, 0.5)];
-        let s = vec![
-            Series { name: "D(x)".into(), points: dr },
-            Series { name: "D(G(z))".into(), points: df },
-            Series { name: "1/2".into(), points: half },
-        ];
-        viz::plot::line_chart(
-            &dir.final_dir().join("d_outputs.png"),
-            "Discriminator outputs",
-            "step",
-            "mean D",
-            &s,
-            false,
-        )?;
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

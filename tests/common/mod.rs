@@ -3,7 +3,6 @@
 
 use latentlab::config::{Options, RunConfig};
 use latentlab::models::ModelKind;
-use latentlab::run::RunDir;
 use std::path::{Path, PathBuf};
 
 pub fn shared_data() -> PathBuf {
@@ -18,12 +17,9 @@ pub fn quick_config(model: ModelKind, dataset: &str, opts: Options) -> RunConfig
     RunConfig::resolve(model, opts.or(base)).unwrap()
 }
 
-/// Train a fresh run in `dir` with `cfg`; returns the summary.
+/// Train a fresh run in `dir` with `cfg` (as `train` does); returns the summary.
 pub fn train_run(dir: &Path, cfg: &RunConfig) -> serde_json::Value {
-    let data = latentlab::data::load(&cfg.dataset, cfg.data_dir.as_deref()).unwrap();
-    let run = RunDir::create(dir).unwrap();
-    latentlab::util::write_atomic(&run.config(), cfg.to_toml().as_bytes()).unwrap();
-    latentlab::train::train(&run, cfg, &data, None).unwrap()
+    latentlab::app::training::start_with(cfg, dir.to_path_buf()).unwrap().summary
 }
 
 pub fn bin() -> &'static str {

@@ -2,14 +2,21 @@
 //! training counters (the RNG state is a function of seed and step, see `util::rng`) and the
 //! config — in one file with a checksum, written atomically.
 //!
-//! Layout: `LLCKPT01`, then three length-prefixed (u64 LE) sections: JSON meta, model burnpack,
-//! optimiser burnpack; then the SHA-256 of everything before it.
+//! Layout (`util::frame`): `LLCKPT01`, then three length-prefixed (u64 LE) sections: JSON meta,
+//! model burnpack, optimiser states; then the SHA-256 of everything before it. The optimiser
+//! section is itself a frame (`LLOPTM01`, one burnpack per optimiser of the model's recipe).
 
+use crate::models::Net;
 use anyhow::{Result, bail};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::prelude::Device;
+use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"LLCKPT01";
+const OPTIM_MAGIC: &[u8; 8] = b"LLOPTM01";
 
 /// Training counters saved with every checkpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -81,6 +88,62 @@ impl Checkpoint {
     }
 }
 
+/// Optimiser states as one frame, one section per optimiser.
+pub fn encode_optims(optims: &[ModuleOptimizer]) -> Result<Vec<u8>> {
+    let mut parts = Vec::with_capacity(optims.len());
+    for o in optims {
+        parts.push(o.into_bytes().map_err(|e| anyhow::anyhow!("cannot serialise optimiser state: {e:?}"))?);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(|b| &b[..]).collect();
+    Ok(crate::util::frame(OPTIM_MAGIC, &refs))
+}
+
+/// Restore optimiser states into `fresh` (the model's recipe). Checkpoints written before the
+/// states were framed (a u64 count, then length-prefixed records) still load.
+pub fn decode_optims(bytes: &[u8], fresh: Vec<ModuleOptimizer>) -> std::result::Result<Vec<ModuleOptimizer>, String> {
+    let secs: Vec<&[u8]> = if bytes.starts_with(OPTIM_MAGIC) {
+        let names: Vec<String> = (1..=fresh.len()).map(|i| format!("optimiser {i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let secs = crate::util::unframe(bytes, OPTIM_MAGIC, "optimiser state", &names)?;
+        secs
+    } else {
+        legacy_optim_sections(bytes, fresh.len())?
+    };
+    fresh
+        .into_iter()
+        .zip(secs)
+        .map(|(o, b)| o.from_bytes(burn::tensor::Bytes::from_bytes_vec(b.to_vec())).map_err(|e| format!("{e:?}")))
+        .collect()
+}
+
+fn legacy_optim_sections(bytes: &[u8], want: usize) -> std::result::Result<Vec<&[u8]>, String> {
+    let read_u64 = |pos: usize| {
+        bytes.get(pos..pos + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).ok_or("truncated")
+    };
+    let n = read_u64(0)? as usize;
+    if n != want {
+        return Err(format!("{n} optimiser states, the model needs {want}"));
+    }
+    let mut pos = 8;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = read_u64(pos)? as usize;
+        pos += 8;
+        out.push(bytes.get(pos..pos.saturating_add(len)).ok_or("truncated optimiser state")?);
+        pos += len;
+    }
+    Ok(out)
+}
+
+/// Rebuild a network from checkpoint bytes on `device`; errors name the file.
+pub fn load_net(ck: &Checkpoint, device: &Device, origin: &Path) -> Result<Net> {
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(ck.model.clone()))
+        .map_err(|e| anyhow::anyhow!("checkpoint {}: model weights unreadable: {e:?}", origin.display()))?;
+    Net::new(&ck.meta.spec, 0, device).try_load_record(record).map_err(|e| {
+        anyhow::anyhow!("checkpoint {}: weights do not fit the model in its config: {e:?}", origin.display())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +194,25 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
         assert!(Checkpoint::decode(&flipped).unwrap_err().contains("checksum"));
+    }
+
+    #[test]
+    fn optimiser_states_round_trip_in_both_formats() {
+        use crate::train::optim::FusedAdam;
+        let fresh = || vec![FusedAdam::new(0.5).init(), FusedAdam::new(0.9).init()];
+        let framed = encode_optims(&fresh()).unwrap();
+        assert!(framed.starts_with(OPTIM_MAGIC));
+        assert_eq!(decode_optims(&framed, fresh()).unwrap().len(), 2);
+        // The format before framing: count, then length-prefixed records.
+        let mut legacy = 2u64.to_le_bytes().to_vec();
+        for o in fresh() {
+            let b = o.into_bytes().unwrap();
+            legacy.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            legacy.extend_from_slice(&b);
+        }
+        assert_eq!(decode_optims(&legacy, fresh()).unwrap().len(), 2);
+        let e = decode_optims(&framed, vec![FusedAdam::new(0.9).init()]).err().unwrap();
+        assert!(!e.is_empty());
+        assert!(decode_optims(&framed[..framed.len() - 3], fresh()).is_err(), "truncation accepted");
     }
 }

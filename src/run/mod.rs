@@ -1,13 +1,17 @@
 //! A run is a folder: `config.toml`, `checkpoints/{latest,best}.ckpt`, `metrics.jsonl`,
-//! `samples/`, `final/`, `summary.json`. Every command after `train` takes one.
+//! `samples/`, `final/`, `summary.json`, `eval.json`. Every command after `train` takes one; every
+//! path inside it is spelled here. One process writes a run at a time (`RunLock`).
+
+pub mod checkpoint;
+mod lock;
+
+pub use lock::RunLock;
 
 use crate::config::RunConfig;
-use crate::models::{Model, Net};
-use crate::train::checkpoint::{Checkpoint, TrainState};
+use crate::models::Model;
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
 use burn::prelude::Device;
-use burn::store::ModuleRecord;
+use checkpoint::{Checkpoint, TrainState, load_net};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -16,20 +20,39 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// A new run folder; refuses to overwrite an existing run.
-    pub fn create(path: &Path) -> Result<RunDir> {
-        if path.join("config.toml").exists() {
-            bail!(
+    /// A new run folder, locked for this process; refuses to overwrite an existing run (checked
+    /// under the lock, so two `train --out X` started together cannot both start).
+    pub fn create(path: &Path) -> Result<(RunDir, RunLock)> {
+        let refuse = || {
+            anyhow::anyhow!(
                 "{} already holds a run; continue it with `latentlab resume {}` or choose another --out",
                 path.display(),
                 path.display()
-            );
+            )
+        };
+        if path.join("config.toml").exists() {
+            return Err(refuse());
         }
         for sub in ["checkpoints", "samples", "final"] {
             std::fs::create_dir_all(path.join(sub))
                 .with_context(|| format!("cannot create run folder {}", path.join(sub).display()))?;
         }
-        Ok(RunDir { path: path.to_path_buf() })
+        let dir = RunDir { path: path.to_path_buf() };
+        let lock = dir.lock()?;
+        if dir.config().exists() {
+            return Err(refuse());
+        }
+        Ok((dir, lock))
+    }
+
+    /// The paths of a run folder at `path` (nothing is read or checked).
+    pub fn at(path: &Path) -> RunDir {
+        RunDir { path: path.to_path_buf() }
+    }
+
+    /// Hold the run's write lock until the returned guard drops (or the process dies).
+    pub fn lock(&self) -> Result<RunLock> {
+        RunLock::acquire(&self.path)
     }
 
     /// An existing run folder and its config.
@@ -81,6 +104,19 @@ impl RunDir {
     pub fn summary(&self) -> PathBuf {
         self.path.join("summary.json")
     }
+    pub fn eval(&self) -> PathBuf {
+        self.path.join("eval.json")
+    }
+    /// A picture or file of `final/`.
+    pub fn final_file(&self, name: &str) -> PathBuf {
+        self.final_dir().join(name)
+    }
+    pub fn checkpoint(&self, which: Which) -> PathBuf {
+        match which {
+            Which::Latest => self.latest(),
+            Which::Best => self.best(),
+        }
+    }
 }
 
 /// `runs/<model>-<dataset>-<YYYYmmdd-HHMMSS>`.
@@ -104,22 +140,10 @@ pub enum Which {
     Best,
 }
 
-/// Rebuild a network from checkpoint bytes on `device`; errors name the file.
-pub fn load_net(ck: &Checkpoint, device: &Device, origin: &Path) -> Result<Net> {
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(ck.model.clone()))
-        .map_err(|e| anyhow::anyhow!("checkpoint {}: model weights unreadable: {e:?}", origin.display()))?;
-    Net::new(&ck.meta.spec, 0, device).try_load_record(record).map_err(|e| {
-        anyhow::anyhow!("checkpoint {}: weights do not fit the model in its config: {e:?}", origin.display())
-    })
-}
-
 /// Load a run's model for inference.
 pub fn load_model(run: &Path, which: Which, device: &Device) -> Result<(RunConfig, Model, TrainState, Vec<String>)> {
     let (dir, cfg) = RunDir::open(run)?;
-    let path = match which {
-        Which::Latest => dir.latest(),
-        Which::Best => dir.best(),
-    };
+    let path = dir.checkpoint(which);
     if !path.exists() {
         bail!("{} has no checkpoint yet ({} missing)", run.display(), path.display());
     }

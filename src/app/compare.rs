@@ -1,0 +1,195 @@
+//! "VAE or GAN?": train (or reuse) the default pair or compare given runs — pictures, evaluation,
+//! the report — through the same application functions the commands use.
+
+use super::evaluation::{self, EvalRequest};
+use super::pictures::{self, ArithmeticRequest, LatentMapRequest, WalkRequest};
+use super::training::{self, ResumeRequest};
+use super::with_defaults;
+use crate::config::{Options, RunConfig};
+use crate::data;
+use crate::models::{Family, ModelKind};
+use crate::report::Report;
+use crate::run::RunDir;
+use anyhow::{Result, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareRequest {
+    /// Runs to compare (all on one dataset) [default: train the default VAE and DCGAN on --dataset].
+    pub runs: Vec<PathBuf>,
+    /// Dataset for the default VAE + DCGAN pair.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Report file [default: compare/<dataset>/report.html (report-quick.html with --quick), or report.html for given runs].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Minutes instead of the full protocol: short training (VAE 10,000 updates, DCGAN 5,000, on
+    /// any dataset size) and a lighter evaluation (2000 samples, IWAE k = 100 on 1000 test images).
+    #[arg(long)]
+    pub quick: bool,
+    /// Evaluate runs again even if they already have an eval.json.
+    #[arg(long)]
+    pub reeval: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// What `compare` wrote.
+pub struct Compared {
+    pub report: Report,
+    pub html: PathBuf,
+    pub json: PathBuf,
+    pub seconds: f64,
+}
+
+/// The quick protocol's evaluation (the full one is `eval`'s defaults).
+fn quick_eval(e: &mut EvalRequest) {
+    (e.n, e.iwae_k, e.iwae_n, e.nn_n) = (2000, 100, Some(1000), 2000);
+}
+
+pub fn compare(a: CompareRequest) -> Result<Compared> {
+    let t0 = std::time::Instant::now();
+    let (runs, out) = if a.runs.is_empty() {
+        let Some(ds) = &a.dataset else {
+            bail!("give runs to compare, or --dataset NAME to train and compare the default VAE and DCGAN")
+        };
+        let base = match &a.out {
+            Some(o) => {
+                o.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf()
+            }
+            None => PathBuf::from("compare").join(ds.replace(['/', '\\'], "_")),
+        };
+        let mut runs = Vec::new();
+        for kind in [ModelKind::Vae, ModelKind::Dcgan] {
+            let path = base.join(if a.quick { format!("{}-quick", kind.name()) } else { kind.name().to_string() });
+            ensure_trained(kind, &path, ds, a.data_dir.clone(), a.quick, a.seed)?;
+            runs.push(path);
+        }
+        // The quick protocol has its own runs and its own page, so it never overwrites the full one.
+        let page = if a.quick { "report-quick.html" } else { "report.html" };
+        (runs, a.out.clone().unwrap_or_else(|| base.join(page)))
+    } else {
+        if a.dataset.is_some() {
+            bail!("--dataset is for training the default pair; given runs are compared on their own dataset");
+        }
+        // One dataset for all, checked before any picture or evaluation work.
+        let mut first: Option<(PathBuf, String)> = None;
+        for r in &a.runs {
+            let (_, cfg) = RunDir::open(r)?;
+            match &first {
+                None => first = Some((r.clone(), cfg.dataset)),
+                Some((p, ds)) if *ds != cfg.dataset => bail!(
+                    "runs are on different datasets ({} is on '{ds}', {} on '{}'); compare runs of one dataset",
+                    p.display(),
+                    r.display(),
+                    cfg.dataset
+                ),
+                Some(_) => {}
+            }
+        }
+        (a.runs.clone(), a.out.clone().unwrap_or_else(|| PathBuf::from("report.html")))
+    };
+    for r in &runs {
+        ensure_pictures(r, a.data_dir.clone())?;
+        if a.reeval || !RunDir::at(r).eval().is_file() {
+            eprintln!("evaluating {}…", r.display());
+            let mut e: EvalRequest = with_defaults(&[r.as_os_str()]);
+            (e.data_dir, e.seed) = (a.data_dir.clone(), a.seed);
+            if a.quick {
+                quick_eval(&mut e);
+            }
+            evaluation::evaluate(e)?;
+        }
+    }
+    let report = crate::report::build(&runs)?;
+    let json = crate::report::write(&report, &out)?;
+    Ok(Compared { report, html: out, json, seconds: t0.elapsed().as_secs_f64() })
+}
+
+/// Train a default run into `path`, or finish it if it stopped early; a completed run is reused.
+fn ensure_trained(
+    kind: ModelKind,
+    path: &Path,
+    dataset: &str,
+    data_dir: Option<PathBuf>,
+    quick: bool,
+    seed: u64,
+) -> Result<()> {
+    let done = std::fs::read(RunDir::at(path).summary())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|s| s["status"] != "interrupted" && s["status"] != "diverged");
+    if done {
+        eprintln!("reusing {}", path.display());
+        return Ok(());
+    }
+    if RunDir::at(path).latest().is_file() {
+        training::resume(ResumeRequest { run: path.to_path_buf(), epochs: None, max_steps: None, data_dir })?;
+        return Ok(());
+    }
+    // The budget is a number of updates, not epochs: a 9,000-image folder gets as much training
+    // as MNIST. Epochs are whatever the budget takes on this dataset.
+    let defaults = RunConfig::resolve(kind, Options::default())?;
+    let updates = compare_updates(&defaults, quick);
+    let n = data::load(dataset, data_dir.as_deref())?.train.n;
+    let per_epoch = n.div_ceil(defaults.batch_size).max(1) as u64;
+    let opts = Options {
+        dataset: Some(dataset.to_string()),
+        data_dir,
+        seed: Some(seed),
+        epochs: Some(updates.div_ceil(per_epoch)),
+        max_steps: Some(updates),
+        // Enough logged points in a short run to judge loss oscillation.
+        log_every: quick.then_some(10),
+        ..Default::default()
+    };
+    training::start_with(&RunConfig::resolve(kind, opts)?, path.to_path_buf())?;
+    Ok(())
+}
+
+/// Optimiser updates `compare` gives each model: the full protocol trains as long as the default
+/// `train` does on MNIST; `--quick` fits training and evaluation of both into about five minutes.
+pub fn compare_updates(defaults: &RunConfig, quick: bool) -> u64 {
+    match (defaults.model.family(), quick) {
+        (Family::Adversarial, true) => 5_000,
+        (_, true) => 10_000,
+        (_, false) => defaults.epochs * 60_000u64.div_ceil(defaults.batch_size as u64),
+    }
+}
+
+/// The pictures the report shows that training does not already write.
+fn ensure_pictures(run_path: &Path, data_dir: Option<PathBuf>) -> Result<()> {
+    let (dir, cfg) = RunDir::open(run_path)?;
+    let run = [run_path.as_os_str()];
+    if !dir.final_file("walk.png").is_file() {
+        let mut w: WalkRequest = with_defaults(&run);
+        (w.rows, w.slerp) = (6, true);
+        pictures::walk(w)?;
+    }
+    if !dir.final_file("arithmetic.png").is_file() {
+        // Encoder models: the stroke-width example on labelled data; GANs: groups from a sample sheet.
+        let groups: [&str; 3] = if cfg.model.has_encoder() {
+            ["label:3:thick", "label:3:thin", "label:7:thin"]
+        } else {
+            ["sample:0,1,2,3", "sample:4,5,6,7", "sample:8,9,10,11"]
+        };
+        let mut args: Vec<&std::ffi::OsStr> = run.to_vec();
+        for (flag, g) in ["--a", "--b", "--c"].iter().zip(groups) {
+            args.extend([std::ffi::OsStr::new(flag), std::ffi::OsStr::new(g)]);
+        }
+        let mut r: ArithmeticRequest = with_defaults(&args);
+        r.data_dir = data_dir.clone();
+        if let Err(e) = pictures::arithmetic(r) {
+            eprintln!("note: no arithmetic picture for {}: {e:#}", run_path.display());
+        }
+    }
+    if cfg.model.has_encoder() && !dir.final_file("latent-scatter.png").is_file() {
+        let mut m: LatentMapRequest = with_defaults(&run);
+        m.data_dir = data_dir;
+        pictures::latent_map(m)?;
+    }
+    Ok(())
+}

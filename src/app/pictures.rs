@@ -1,0 +1,270 @@
+//! Pictures from a trained run: samples, the latent map, latent walks, latent arithmetic. Each
+//! function writes its files and returns their paths; the CLI prints them.
+
+use super::OpenRun;
+use crate::backend::{self, DeviceChoice};
+use crate::data;
+use crate::run::Which;
+use crate::util::{Stream, rng};
+use crate::viz;
+use anyhow::{Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct SampleRequest {
+    pub run: PathBuf,
+    /// Number of samples.
+    #[arg(long, default_value_t = 64)]
+    pub n: usize,
+    /// Output: .png (grid) or .npy (N×C×H×W float32 in [0,1]) [default: <run>/final/sample.png].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Class to generate (conditional models).
+    #[arg(long)]
+    pub class: Option<u8>,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Grid columns [default: √n].
+    #[arg(long)]
+    pub ncol: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LatentMapRequest {
+    pub run: PathBuf,
+    /// Output folder [default: <run>/final].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Test images to encode for the scatter.
+    #[arg(long, default_value_t = 5000)]
+    pub n: usize,
+    /// Manifold grid size (images per side).
+    #[arg(long, default_value_t = 20)]
+    pub grid: usize,
+    /// Class whose manifold to draw (conditional models).
+    #[arg(long, default_value_t = 0)]
+    pub class: u8,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WalkRequest {
+    pub run: PathBuf,
+    /// Number of walks (rows).
+    #[arg(long, default_value_t = 8)]
+    pub rows: usize,
+    /// Images per walk, both ends included.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Spherical interpolation (keeps Gaussian codes at a typical norm).
+    #[arg(long)]
+    pub slerp: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Class of every row (conditional models) [default: row i is class i mod K].
+    #[arg(long)]
+    pub class: Option<u8>,
+    /// Output PNG [default: <run>/final/walk.png].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ArithmeticRequest {
+    pub run: PathBuf,
+    /// Group A: label:K (encoder models) or sample:I,J,… (indices into `sample --seed S`).
+    #[arg(long)]
+    pub a: viz::arithmetic::Group,
+    /// Group B (subtracted).
+    #[arg(long)]
+    pub b: viz::arithmetic::Group,
+    /// Group C (added).
+    #[arg(long)]
+    pub c: viz::arithmetic::Group,
+    /// Seed of the sample sheet that sample:… indices refer to (as given to `sample --seed`).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Test images averaged per label:K group.
+    #[arg(long, default_value_t = 64)]
+    pub group_size: usize,
+    /// Neighbours of the result to show (result + small Gaussian jitter).
+    #[arg(long, default_value_t = 4)]
+    pub neighbours: usize,
+    /// Class to decode with (conditional models).
+    #[arg(long, default_value_t = 0)]
+    pub class: u8,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Output PNG [default: <run>/final/arithmetic.png].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Which::Latest)]
+    pub checkpoint: Which,
+}
+
+/// Samples from the prior as a PNG grid or a .npy array.
+pub fn sample(a: SampleRequest) -> Result<PathBuf> {
+    if a.n == 0 || a.n > 1_000_000 {
+        bail!("--n must be between 1 and 1000000, got {}", a.n);
+    }
+    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(a.device)?)?;
+    let (model, class_names) = (&run.model, &run.class_names);
+    let labels = match a.class {
+        Some(c) if !model.spec.kind.is_conditional() => bail!(
+            "--class {c}: model '{}' of {} is not conditional; train a cvae to generate a chosen class",
+            model.spec.kind.name(),
+            a.run.display()
+        ),
+        Some(c) if c as usize >= model.spec.num_classes => {
+            bail!(
+                "--class {c} out of range: the model knows classes 0..{} ({})",
+                model.spec.num_classes - 1,
+                class_names.join(", ")
+            )
+        }
+        Some(c) => vec![c; a.n],
+        // Unconditional call of a conditional model: cycle through the classes.
+        None if model.spec.kind.is_conditional() => (0..a.n).map(|i| (i % model.spec.num_classes) as u8).collect(),
+        None => vec![],
+    };
+    let z = model.prior(a.n, &mut rng(a.seed, Stream::Sample, 0));
+    let imgs = model.decode_host(&z, &labels);
+    let out = a.out.unwrap_or_else(|| a.run.join("final/sample.png"));
+    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("npy") => viz::grid::save_npy(&imgs, model.spec.shape, &out)?,
+        Some("png") => {
+            let ncol = a.ncol.unwrap_or_else(|| (a.n as f64).sqrt().ceil() as usize);
+            viz::grid::save_grid(&imgs, model.spec.shape, ncol, &out)?
+        }
+        _ => bail!("--out {}: use a .png (image grid) or .npy (array) file name", out.display()),
+    }
+    Ok(out)
+}
+
+/// The scatter of test-set codes by class and the decoded latent manifold.
+pub fn latent_map(a: LatentMapRequest) -> Result<Vec<PathBuf>> {
+    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(DeviceChoice::Cpu)?)?;
+    let model = &run.model;
+    if a.grid < 2 || a.grid > 100 {
+        bail!("--grid must be between 2 and 100, got {}", a.grid);
+    }
+    if model.spec.kind.is_conditional() && a.class as usize >= model.spec.num_classes {
+        bail!("--class {} out of range: the model has {} classes", a.class, model.spec.num_classes);
+    }
+    let data = run.data(a.data_dir.as_deref())?;
+    let out = a.out.unwrap_or_else(|| run.dir.final_dir());
+    viz::latent::latent_map(model, &data, &out, a.n.max(1), a.class, a.grid)
+}
+
+/// Latent walks: each row interpolates between two prior codes.
+pub fn walk(a: WalkRequest) -> Result<PathBuf> {
+    if a.rows == 0 || a.rows > 100 || a.steps < 2 || a.steps > 100 {
+        bail!("--rows must be 1..=100 and --steps 2..=100 (got {} and {})", a.rows, a.steps);
+    }
+    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(DeviceChoice::Cpu)?)?;
+    let model = &run.model;
+    let k = model.spec.num_classes;
+    if let Some(c) = a.class {
+        if !model.spec.kind.is_conditional() {
+            bail!("--class {c}: model '{}' is not conditional", model.spec.kind.name());
+        }
+        if c as usize >= k {
+            bail!("--class {c} out of range: the model has {k} classes");
+        }
+    }
+    let ends = model.prior(2 * a.rows, &mut rng(a.seed, Stream::Sample, 1));
+    let l = model.spec.latent_dim;
+    let mut z = Vec::with_capacity(a.rows * a.steps * l);
+    let mut labels = Vec::new();
+    for r in 0..a.rows {
+        let (za, zb) = (&ends[2 * r * l..(2 * r + 1) * l], &ends[(2 * r + 1) * l..(2 * r + 2) * l]);
+        for p in viz::walk::interpolate(za, zb, a.steps, a.slerp) {
+            z.extend(p);
+        }
+        if model.spec.kind.is_conditional() {
+            labels.extend(std::iter::repeat_n(a.class.unwrap_or((r % k) as u8), a.steps));
+        }
+    }
+    let imgs = model.decode_host(&z, &labels);
+    let out = a.out.unwrap_or_else(|| run.dir.final_file("walk.png"));
+    viz::grid::save_grid(&imgs, model.spec.shape, a.steps, &out)?;
+    Ok(out)
+}
+
+/// Latent vector arithmetic: decode mean(A) − mean(B) + mean(C) and neighbours of the result.
+pub fn arithmetic(a: ArithmeticRequest) -> Result<PathBuf> {
+    use viz::arithmetic::{Group, combine, select_stroke};
+    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(DeviceChoice::Cpu)?)?;
+    let model = &run.model;
+    let spec = model.spec.clone();
+    let l = spec.latent_dim;
+    if spec.kind.is_conditional() && a.class as usize >= spec.num_classes {
+        bail!("--class {} out of range: the model has {} classes", a.class, spec.num_classes);
+    }
+    let cond = |n: usize| if spec.kind.is_conditional() { vec![a.class; n] } else { vec![] };
+    // The sample sheet `sample --seed S` draws; indices past its length are refused.
+    let sheet = |idx: &[usize]| -> Result<Vec<Vec<f32>>> {
+        let n = idx.iter().max().map_or(0, |m| m + 1);
+        if n > 100_000 {
+            bail!("sample index {} too large (at most 99999)", n - 1);
+        }
+        let z = model.prior(n, &mut rng(a.seed, Stream::Sample, 0));
+        Ok(idx.iter().map(|&i| z[i * l..(i + 1) * l].to_vec()).collect())
+    };
+    let mut data = None;
+    let mut codes = |g: &Group| -> Result<Vec<Vec<f32>>> {
+        match g {
+            Group::Samples(idx) => sheet(idx),
+            Group::Label(k, stroke) => {
+                if !spec.kind.has_encoder() {
+                    bail!(
+                        "label:{k} needs an encoder, and '{}' has none; pick images from a sample sheet with sample:I,J,…",
+                        spec.kind.name()
+                    );
+                }
+                if data.is_none() {
+                    data = Some(run.data(a.data_dir.as_deref())?);
+                }
+                let d = data.as_ref().expect("loaded above");
+                let Some(labels) = &d.test.labels else { bail!("label:{k}: the dataset has no labels") };
+                let of_class: Vec<(usize, u64)> = (0..d.test.n)
+                    .filter(|&i| labels[i] == *k)
+                    .map(|i| (i, d.test.image(i).iter().map(|&p| p as u64).sum()))
+                    .collect();
+                let mut idx = select_stroke(of_class, *stroke);
+                idx.truncate(a.group_size.max(1));
+                if idx.is_empty() {
+                    bail!("label:{k}: no test image has label {k} ({} classes)", d.test.num_classes);
+                }
+                let sub = d.test.subset(&idx);
+                let loader = data::Loader::new(&sub, idx.len(), data::Binarize::None, spec.kind.range(), 0);
+                let b = &loader.eval_batches(idx.len())[0];
+                let z = model.encode_host(&b.x, &b.labels)?;
+                Ok(z.chunks(l).map(<[f32]>::to_vec).collect())
+            }
+        }
+    };
+    let (ga, gb, gc) = (codes(&a.a)?, codes(&a.b)?, codes(&a.c)?);
+    let [ma, mb, mc, r] = combine(&ga, &gb, &gc)?;
+    let mut z: Vec<f32> = [ma, mb, mc, r.clone()].concat();
+    let jitter = crate::util::normal_vec(&mut rng(a.seed, Stream::Sample, 2), a.neighbours * l);
+    for j in jitter.chunks(l) {
+        z.extend(r.iter().zip(j).map(|(x, e)| x + 0.25 * e));
+    }
+    let n = 4 + a.neighbours;
+    let imgs = model.decode_host(&z, &cond(n));
+    let out = a.out.unwrap_or_else(|| run.dir.final_file("arithmetic.png"));
+    viz::grid::save_grid(&imgs, spec.shape, n, &out)?;
+    Ok(out)
+}

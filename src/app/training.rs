@@ -1,0 +1,120 @@
+//! Start a run, resume it: the run folder is created and locked here, the config resolved once.
+
+use crate::config::{Options, RunConfig};
+use crate::data;
+use crate::models::ModelKind;
+use crate::run::checkpoint::Checkpoint;
+use crate::run::{self, RunDir};
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::Value;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainRequest {
+    /// Model to train.
+    #[arg(value_enum)]
+    pub model: ModelKind,
+    /// Run folder [default: runs/<model>-<dataset>-<time>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// TOML file with any of the options below (flags win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub opts: Options,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ResumeRequest {
+    pub run: PathBuf,
+    /// Train until this many epochs in total [default: the run's].
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Stop after this many steps in total.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Where the dataset is, if it moved since training.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A finished (or stopped) training session.
+pub struct Trained {
+    pub dir: RunDir,
+    pub summary: Value,
+}
+
+/// The effective config of a new run: the model's defaults, the `--config` file, then flags.
+pub fn resolve(req: &TrainRequest) -> Result<RunConfig> {
+    let file = match &req.config {
+        Some(p) => Options::from_file(p)?,
+        None => Options::default(),
+    };
+    RunConfig::resolve(req.model, req.opts.clone().or(file))
+}
+
+/// Train a new run.
+pub fn start(req: TrainRequest) -> Result<Trained> {
+    let cfg = resolve(&req)?;
+    start_with(&cfg, req.out.unwrap_or_else(|| run::default_path(&cfg)))
+}
+
+/// Train a new run of a resolved config into `out`.
+pub fn start_with(cfg: &RunConfig, out: PathBuf) -> Result<Trained> {
+    let data = data::load_with(&cfg.dataset, cfg.data_dir.as_deref(), &cfg.transform())?;
+    let (dir, _lock) = RunDir::create(&out)?;
+    crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
+    eprintln!(
+        "training {} on {} ({} train / {} test images) → {}",
+        cfg.model.name(),
+        data.name,
+        data.train.n,
+        data.test.n,
+        out.display()
+    );
+    let summary = crate::train::train(&dir, cfg, &data, None)?;
+    Ok(Trained { dir, summary })
+}
+
+/// Continue a run from its last checkpoint (or from step 0 if it was killed before its first).
+pub fn resume(req: ResumeRequest) -> Result<Trained> {
+    let (dir, mut cfg) = RunDir::open(&req.run)?;
+    let _lock = dir.lock()?;
+    dir.remove_stale_temp_files();
+    let ck = if dir.latest().exists() { Some(Checkpoint::load(&dir.latest())?) } else { None };
+    if let Some(e) = req.epochs {
+        cfg.epochs = e;
+    }
+    // A new --max-steps replaces the old; giving --epochs alone lifts an old step limit.
+    cfg.max_steps = req.max_steps.or(if req.epochs.is_some() { None } else { cfg.max_steps });
+    if req.data_dir.is_some() {
+        cfg.data_dir = req.data_dir;
+    }
+    cfg.validate()?;
+    if let Some(st) = ck.as_ref().map(|c| &c.meta.state)
+        && st.epoch >= cfg.epochs
+        && cfg.max_steps.is_none_or(|m| st.step >= m)
+    {
+        bail!(
+            "{} already finished {} epoch(s) ({} steps); pass --epochs N with N > {} to train further",
+            req.run.display(),
+            st.epoch,
+            st.step,
+            st.epoch
+        );
+    }
+    crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
+    let data = data::load_with(&cfg.dataset, cfg.data_dir.as_deref(), &cfg.transform())?;
+    match &ck {
+        Some(c) => {
+            eprintln!("resuming {} at epoch {} step {}", req.run.display(), c.meta.state.epoch, c.meta.state.step)
+        }
+        None => {
+            eprintln!("{} has no checkpoint yet: training from step 0", req.run.display());
+            crate::train::log::MetricsLog::new(dir.metrics()).truncate_after(0)?;
+        }
+    }
+    let summary = crate::train::train(&dir, &cfg, &data, ck)?;
+    Ok(Trained { dir, summary })
+}

@@ -1,0 +1,136 @@
+//! The pictures a run writes: fixed-noise sample grids and reconstructions per epoch, the final
+//! grids, the progress GIF, loss curves and the discriminator's outputs.
+
+use crate::config::RunConfig;
+use crate::data::{Loader, Range, Splits};
+use crate::models::Model;
+use crate::run::RunDir;
+use crate::util::{Stream, rng};
+use crate::viz;
+use anyhow::Result;
+use serde_json::Value;
+
+/// Fixed codes for the per-epoch sample grid: conditional models get one row per class.
+pub fn fixed_grid_codes(model: &Model, seed: u64) -> (Vec<f32>, Vec<u8>, usize) {
+    let k = model.spec.num_classes;
+    if model.spec.kind.is_conditional() {
+        let n = k * 8;
+        let z = model.prior(n, &mut rng(seed, Stream::FixedNoise, 0));
+        (z, (0..n).map(|i| (i / 8) as u8).collect(), 8)
+    } else {
+        (model.prior(64, &mut rng(seed, Stream::FixedNoise, 0)), vec![], 8)
+    }
+}
+
+pub(super) fn epoch_pictures(dir: &RunDir, cfg: &RunConfig, model: &Model, data: &Splits, epoch: u64) -> Result<()> {
+    let (z, labels, ncol) = fixed_grid_codes(model, cfg.seed);
+    let imgs = model.decode_host(&z, &labels);
+    viz::grid::save_grid(&imgs, model.spec.shape, ncol, &dir.samples().join(format!("epoch-{epoch:03}.png")))?;
+    if model.spec.kind.has_encoder() {
+        recon_grid(model, data, &dir.samples().join(format!("recon-{epoch:03}.png")))?;
+    }
+    Ok(())
+}
+
+/// Originals (top two rows) above their reconstructions (bottom two rows).
+pub fn recon_grid(model: &Model, data: &Splits, path: &std::path::Path) -> Result<()> {
+    let head = data.test.head(16);
+    let loader = Loader::new(&head, 16, crate::data::Binarize::None, Range::Unit, 0);
+    let b = &loader.eval_batches(16)[0];
+    let z = model.encode_host(&b.x, &b.labels)?;
+    let rec = model.decode_host(&z, &b.labels);
+    let mut both = b.x.clone();
+    both.extend(rec);
+    viz::grid::save_grid(&both, model.spec.shape, 8, path)
+}
+
+pub(super) fn final_pictures(dir: &RunDir, cfg: &RunConfig, model: &Model, data: &Splits) -> Result<()> {
+    let fin = dir.final_dir();
+    let (z, labels, ncol) = fixed_grid_codes(model, cfg.seed);
+    viz::grid::save_grid(&model.decode_host(&z, &labels), model.spec.shape, ncol, &fin.join("samples.png"))?;
+    if model.spec.kind.has_encoder() {
+        recon_grid(model, data, &fin.join("reconstructions.png"))?;
+    }
+    loss_curves(dir)?;
+    let mut frames: Vec<_> = std::fs::read_dir(dir.samples())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("epoch-")))
+        .collect();
+    frames.sort();
+    if !frames.is_empty() {
+        viz::gif::gif_from_pngs(&frames, &dir.samples().join("progress.gif"), 500)?;
+    }
+    Ok(())
+}
+
+/// `final/loss.png`: one panel per loss term, train (logged steps) and test (epoch ends) vs step.
+pub fn loss_curves(dir: &RunDir) -> Result<()> {
+    use viz::plot::Series;
+    if !dir.metrics().exists() {
+        return Ok(()); // nothing logged yet (a run shorter than --log-every steps)
+    }
+    let lines = super::log::read(&dir.metrics())?;
+    let mut terms: Vec<String> = Vec::new();
+    for l in &lines {
+        for part in ["train", "test"] {
+            if let Some(o) = l.get(part).and_then(Value::as_object) {
+                for k in o.keys() {
+                    if !terms.contains(k) {
+                        terms.push(k.clone());
+                    }
+                }
+            }
+        }
+    }
+    // The total first, then its terms.
+    terms.sort_by_key(|t| (t != "loss", t.clone()));
+    let pick = |kind: &str, part: &str, term: &str| -> Vec<(f64, f64)> {
+        lines
+            .iter()
+            .filter(|l| l["kind"] == kind)
+            .filter_map(|l| Some((l["step"].as_f64()?, l[part][term].as_f64()?)))
+            .collect()
+    };
+    let panels: Vec<(String, String, Vec<Series>)> = terms
+        .iter()
+        .map(|t| {
+            let mut s = vec![Series { name: "train".into(), points: pick("step", "train", t) }];
+            let test = pick("epoch", "test", t);
+            if !test.is_empty() {
+                s.push(Series { name: "test".into(), points: test });
+            }
+            let unit = if t.starts_with("d_real") || t.starts_with("d_fake") {
+                "mean D output"
+            } else if t.contains("grad_norm") {
+                "L2 norm"
+            } else {
+                "nats / image"
+            };
+            (t.clone(), unit.to_string(), s)
+        })
+        .filter(|(_, _, s)| s.iter().any(|s| !s.points.is_empty()))
+        .collect();
+    if panels.is_empty() {
+        return Ok(());
+    }
+    viz::plot::line_panels(&dir.final_dir().join("loss.png"), "step", &panels)?;
+    // The adversarial game at a glance: D(x) and D(G(z)) should both approach 1/2.
+    let (dr, df) = (pick("step", "train", "d_real"), pick("step", "train", "d_fake"));
+    if !dr.is_empty() {
+        let half = vec![(dr[0].0, 0.5), (dr[dr.len() - 1].0, 0.5)];
+        let s = vec![
+            Series { name: "D(x)".into(), points: dr },
+            Series { name: "D(G(z))".into(), points: df },
+            Series { name: "1/2".into(), points: half },
+        ];
+        viz::plot::line_chart(
+            &dir.final_dir().join("d_outputs.png"),
+            "Discriminator outputs",
+            "step",
+            "mean D",
+            &s,
+            false,
+        )?;
+    }
+    Ok(())
+}

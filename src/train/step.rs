@@ -1,0 +1,58 @@
+//! One optimiser step of any model: the model's family picks the step function (`likelihood` or
+//! `adversarial`); its declaration gives the optimisers. What `train` and `bench` both run.
+
+use crate::config::RunConfig;
+use crate::data::Splits;
+use crate::models::blocks::one_hot;
+use crate::models::{ModelSpec, Net};
+use burn::optim::ModuleOptimizer;
+
+/// The model spec a config implies on a dataset.
+pub fn spec_for(cfg: &RunConfig, data: &Splits) -> ModelSpec {
+    ModelSpec {
+        kind: cfg.model,
+        shape: data.train.shape,
+        num_classes: data.train.num_classes,
+        latent_dim: cfg.latent_dim,
+        hidden: cfg.hidden.clone(),
+        decoder: cfg.decoder,
+        decoder_sigma: cfg.decoder_sigma,
+        beta: cfg.beta,
+        prior: cfg.prior,
+        arch: cfg.arch,
+        objective: cfg.objective,
+        ema: cfg.ema,
+    }
+}
+
+/// Fresh optimisers of a model's recipe, in the order its step function uses them.
+pub fn optimizers(spec: &ModelSpec) -> Vec<ModuleOptimizer> {
+    spec.kind.decl().optimizers.iter().map(|a| super::optim::FusedAdam::new(a.beta1).init()).collect()
+}
+
+/// One optimiser step of any model kind on batch `x` at learning rate `lr` (what `train` and
+/// `bench` both run).
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    net: Net,
+    optims: &mut [ModuleOptimizer],
+    spec: &ModelSpec,
+    cfg: &RunConfig,
+    lr: f64,
+    x: burn::prelude::Tensor<2>,
+    labels: &[u8],
+    noise: &mut rand_chacha::ChaCha8Rng,
+) -> (Net, Vec<(&'static str, f64)>) {
+    match net {
+        Net::Gan(m) => {
+            let cond = spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, &x.device()));
+            let (m, v) = super::adversarial::gan_step(m, optims, spec, cfg, lr, x, cond, noise);
+            (Net::Gan(m), v)
+        }
+        Net::Aae(m) => {
+            let (m, v) = super::adversarial::aae_step(m, optims, spec, cfg, lr, x, noise);
+            (Net::Aae(m), v)
+        }
+        other => super::likelihood::step(other, &mut optims[0], spec, lr, x, labels, noise),
+    }
+}
