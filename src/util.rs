@@ -85,6 +85,9 @@ pub fn unframe<'a>(
         secs.push(&body[pos..pos + len as usize]);
         pos += len as usize;
     }
+    if pos != body.len() {
+        return Err(format!("{} bytes after the last section ({} expected)", body.len() - pos, names.len()));
+    }
     Ok(secs)
 }
 

@@ -5,6 +5,7 @@ use crate::config::RunConfig;
 use crate::models::ModelSpec;
 use crate::models::aae::Aae;
 use crate::models::blocks::{matrix, to_vec};
+use crate::models::game::GameLoss;
 pub use crate::models::game::bce_logits;
 use crate::models::gan::Adversary;
 use crate::models::prior::sample_prior;
@@ -38,6 +39,21 @@ fn collect(named: Vec<(&'static str, Tensor<1>)>) -> Vec<(&'static str, f64)> {
     names.into_iter().zip(to_vec(Tensor::cat(ts, 0)).into_iter().map(f64::from)).collect()
 }
 
+/// D's loss on real images `x` and G's images `fake`, with D's outputs on both. `fake` is detached:
+/// D's update must not reach (or spend work on) G's parameters.
+pub fn d_loss(
+    m: &Adversary,
+    x: Tensor<2>,
+    fake: Tensor<2>,
+    cond: Option<Tensor<2>>,
+    game: GameLoss,
+    real_target: f64,
+) -> (Tensor<1>, Tensor<2>, Tensor<2>) {
+    let lr = m.discriminate(x, cond.clone());
+    let lf = m.discriminate(fake.detach(), cond);
+    (game.d_loss(lr.clone(), lf.clone(), real_target), lr, lf)
+}
+
 /// One GAN iteration: `cfg.d_steps` D updates (fresh z each), then one G update that reuses the
 /// last fake batch (as the reference DCGAN implementation does); `rate` is this step's learning rate.
 #[allow(clippy::too_many_arguments)]
@@ -61,10 +77,7 @@ pub fn gan_step(
     for _ in 0..cfg.d_steps {
         let z = matrix(normal_vec(rng, b * l), b, l, &device);
         let f = m.generate(z, cond.clone());
-        let lr = m.discriminate(x.clone(), cond.clone());
-        // detach: the D step must not reach G's parameters.
-        let lf = m.discriminate(f.clone().detach(), cond.clone());
-        let d_loss = game.d_loss(lr.clone(), lf.clone(), real_target);
+        let (d_loss, lr, lf) = d_loss(&m, x.clone(), f.clone(), cond.clone(), game, real_target);
         let grads = GradientsParams::from_grads(d_loss.backward(), &m.d);
         let gn = grad_norm(&m.d, &grads, &device);
         m.d = opts[1].step(rate_d, m.d, grads);

@@ -3,7 +3,7 @@
 //! pictures (`artifacts.rs`), checkpoints and the summary.
 
 use super::artifacts::{epoch_pictures, final_pictures};
-use super::checkpoint::{Checkpoint, Meta, TrainState, decode_optims, encode_optims, load_net};
+use super::checkpoint::{Checkpoint, Meta, Sums, TrainState, decode_optims, encode_optims, load_net};
 use super::log::MetricsLog;
 use super::progress::{evaluate, fmt_losses, means, progress_bar};
 pub use super::step::{optimizers, spec_for, step};
@@ -190,19 +190,9 @@ fn run_loop(
                 }
             }
             if state.step % cfg.log_every == 0 {
-                // Collapse guard: a discriminator that wins outright gives G no gradient to learn from.
-                if let Some(floor) = spec.kind.decl().collapse_below
-                    && let Some((s, n)) = state.running.get("d_loss")
-                    && *n > 0
-                    && s / (*n as f64) < floor
+                if let Some(w) =
+                    collapse_warning(spec.kind.decl().collapse_below, &state.running, state.step, cfg.log_every)
                 {
-                    let w = format!(
-                        "step {}: D's loss averages {:.2e} over the last {} steps: D wins outright and G gets no \
-                         useful gradient (collapse/failure mode); try --label-smoothing 0.1 or a lower --lr",
-                        state.step,
-                        s / *n as f64,
-                        cfg.log_every
-                    );
                     eprintln!("warning: {w}");
                     log.append(&json!({"kind": "warning", "step": state.step, "message": w}))?;
                     state.warnings.push(w);
@@ -212,7 +202,7 @@ fn run_loop(
                 )?;
                 state.running.clear();
             }
-            if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && state.batch_in_epoch < nb {
+            if checkpoint_due(state.step, cfg.checkpoint_every, state.batch_in_epoch, nb) {
                 net.sync_running_stats();
                 state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
                 save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
@@ -284,8 +274,35 @@ fn run_loop(
 /// The `nan-at-step-N` fault (see `util::fault`), fired once per process.
 fn injected_nan(step: u64) -> bool {
     static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    #[cfg(test)]
+    if tests::NAN_AT.with(|n| n.get() == Some(step) && n.take().is_some()) {
+        return true;
+    }
     crate::util::fault(&format!("nan-at-step-{step}")) && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
 }
+
+/// A mid-epoch checkpoint is due every `every` steps (0: epoch ends only, which save anyway).
+fn checkpoint_due(step: u64, every: u64, batch_in_epoch: u64, batches_per_epoch: u64) -> bool {
+    every > 0 && step.is_multiple_of(every) && batch_in_epoch < batches_per_epoch
+}
+
+/// The declared collapse guard: D's mean loss since the last log below the model's floor means D
+/// wins outright and G gets no gradient to learn from. Models without a floor (a critic whose loss
+/// is unbounded below) are never warned.
+fn collapse_warning(floor: Option<f64>, running: &Sums, step: u64, log_every: u64) -> Option<String> {
+    let floor = floor?;
+    let (s, n) = running.get("d_loss").filter(|(_, n)| *n > 0)?;
+    let mean = s / *n as f64;
+    (mean < floor).then(|| {
+        format!(
+            "step {step}: D's loss averages {mean:.2e} over the last {log_every} steps: D wins outright and G gets no \
+             useful gradient (collapse/failure mode); try --label-smoothing 0.1 or a lower --lr"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;
 
 #[allow(clippy::too_many_arguments)]
 fn save_checkpoint(
