@@ -43,6 +43,45 @@ fn mlp_vae_flops_match_the_real_network() {
     assert_eq!(w.0, macs);
 }
 
+/// The DCGAN FLOP model's per-layer multiply-adds equal those of the networks `models::dcgan`
+/// builds: weights × output positions for a convolution, weights × input positions for a
+/// transposed one (every input pixel scatters one kernel), weights for a linear layer; the
+/// positions come from running each layer, not from the formula under test.
+#[test]
+fn dcgan_flops_match_the_real_network() {
+    use crate::models::dcgan::{ConvDiscriminator, ConvGenerator};
+    let dev = Device::flex();
+    let numel = |w: &Param<Tensor<4>>| w.val().shape().num_elements() as u64;
+    let positions = |t: &Tensor<4>| {
+        let [_, _, h, w] = t.dims();
+        (h * w) as u64
+    };
+    for shape in [
+        data::ImageShape { channels: 1, height: 28, width: 28 },
+        data::ImageShape { channels: 3, height: 32, width: 24 },
+    ] {
+        let mut rng = crate::util::rng(0, crate::util::Stream::Init, 0);
+        let g = ConvGenerator::new(100, 0, shape, &mut rng, &dev);
+        let d = ConvDiscriminator::new(shape, &mut rng, &dev);
+        let z = Tensor::<4>::zeros([1, g.up1.weight.dims()[0], g.h4, g.w4], &dev);
+        let up1 = g.up1.forward(z.clone());
+        let g_macs = vec![
+            g.fc.weight.val().shape().num_elements() as u64,
+            numel(&g.up1.weight) * positions(&z),
+            numel(&g.up2.weight) * positions(&up1),
+        ];
+        let x = Tensor::<4>::zeros([1, shape.channels, shape.height, shape.width], &dev);
+        let down1 = d.down1.forward(x);
+        let down2 = d.down2.forward(down1.clone());
+        let d_macs = vec![
+            numel(&d.down1.weight) * positions(&down1),
+            numel(&d.down2.weight) * positions(&down2),
+            d.fc.weight.val().shape().num_elements() as u64,
+        ];
+        assert_eq!((g_macs, d_macs), flops::dcgan_layers(shape, 100), "{shape:?}");
+    }
+}
+
 #[test]
 fn parses_reference_lines_and_rejects_garbage() {
     let v = parse_pytorch("warning: x\n{\"model\": \"dcgan\", \"samples_per_sec\": 780.5}\n").unwrap();
