@@ -12,7 +12,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // pid + a process-wide counter: threads of one process writing one path each get their own
+    // temp file. The `.<name>.tmp-` shape is what `RunDir::remove_stale_temp_files` sweeps.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         if fault("enospc") {
@@ -205,5 +209,28 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         // No temp files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Threads of one process writing one path at once: every write succeeds and the file ends up
+    /// as exactly one writer's bytes (with pid-only temp names they shared a temp file, so a
+    /// rename could fail or publish another thread's half-written bytes).
+    #[test]
+    fn concurrent_atomic_writes_to_one_path_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("shared.bin");
+        let content = |t: usize, i: usize| vec![(t * 31 + i) as u8; 4096 + 97 * t + i];
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        write_atomic(p, &content(t, i)).unwrap();
+                    }
+                });
+            }
+        });
+        let got = std::fs::read(&p).unwrap();
+        assert!((0..8).any(|t| (0..25).any(|i| got == content(t, i))), "final file is no writer's bytes");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temp files left behind");
     }
 }

@@ -5,6 +5,7 @@
 //! gradient (data, or a detached tensor).
 
 use crate::data::ImageShape;
+use crate::models::dcgan::{D_CH, G_CH};
 
 /// Multiply-adds per sample of a fully connected layer.
 pub fn linear_macs(fan_in: usize, fan_out: usize) -> u64 {
@@ -52,11 +53,12 @@ pub fn mlp_vae_step(d: usize, hidden: &[usize], latent: usize) -> u64 {
 pub fn dcgan_layers(shape: ImageShape, latent: usize) -> (Vec<u64>, Vec<u64>) {
     let (h4, w4, c) = (shape.height / 4, shape.width / 4, shape.channels);
     let g = vec![
-        linear_macs(latent, 128 * h4 * w4),
-        conv_t_macs(128, 64, 4, h4, w4),
-        conv_t_macs(64, c, 4, 2 * h4, 2 * w4),
+        linear_macs(latent, G_CH * h4 * w4),
+        conv_t_macs(G_CH, D_CH, 4, h4, w4),
+        conv_t_macs(D_CH, c, 4, 2 * h4, 2 * w4),
     ];
-    let d = vec![conv_macs(c, 64, 4, 2 * h4, 2 * w4), conv_macs(64, 128, 4, h4, w4), linear_macs(128 * h4 * w4, 1)];
+    let d =
+        vec![conv_macs(c, D_CH, 4, 2 * h4, 2 * w4), conv_macs(D_CH, G_CH, 4, h4, w4), linear_macs(G_CH * h4 * w4, 1)];
     (g, d)
 }
 

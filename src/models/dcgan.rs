@@ -14,8 +14,11 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
-const G_CH: usize = 128;
-const D_CH: usize = 64;
+/// Channels of the H/4 × W/4 feature maps (G's first, D's last). Public so that
+/// `bench::flops` counts the network this file builds.
+pub const G_CH: usize = 128;
+/// Channels of the H/2 × W/2 feature maps between them.
+pub const D_CH: usize = 64;
 
 /// N(0, 0.02) weights and zero bias drawn from the run's stream (the DCGAN paper's init).
 fn dcgan_weights<const D: usize>(w: &Param<Tensor<D>>, rng: &mut ChaCha8Rng, device: &Device) -> Param<Tensor<D>> {

@@ -1,0 +1,119 @@
+use super::*;
+use crate::models::Net;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+
+#[test]
+fn median_of_odd_and_even() {
+    assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+}
+
+/// The FLOP model's multiply-adds equal the weight-matrix sizes of the network bench builds
+/// (for fully connected layers, multiply-adds per sample = weights), counted from the module.
+#[test]
+fn mlp_vae_flops_match_the_real_network() {
+    let cfg = BenchModel::MlpVae.config(128, DeviceChoice::Cpu, None).unwrap();
+    let spec = crate::models::ModelSpec {
+        kind: cfg.model,
+        shape: data::ImageShape { channels: 1, height: 28, width: 28 },
+        num_classes: 10,
+        latent_dim: cfg.latent_dim,
+        hidden: cfg.hidden.clone(),
+        decoder: cfg.decoder,
+        decoder_sigma: cfg.decoder_sigma,
+        beta: cfg.beta,
+        prior: cfg.prior,
+        arch: cfg.arch,
+        objective: cfg.objective,
+        ema: cfg.ema,
+    };
+    let net = Net::new(&spec, 0, &Device::flex());
+    struct Weights(u64);
+    impl ModuleVisitor for Weights {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if D == 2 {
+                self.0 += p.val().shape().num_elements() as u64;
+            }
+        }
+    }
+    let mut w = Weights(0);
+    net.visit(&mut w);
+    let macs: u64 = flops::mlp_vae_layers(784, &[400], 20).iter().sum();
+    assert_eq!(w.0, macs);
+}
+
+/// The DCGAN FLOP model's per-layer multiply-adds equal those of the networks `models::dcgan`
+/// builds: weights × output positions for a convolution, weights × input positions for a
+/// transposed one (every input pixel scatters one kernel), weights for a linear layer; the
+/// positions come from running each layer, not from the formula under test.
+#[test]
+fn dcgan_flops_match_the_real_network() {
+    use crate::models::dcgan::{ConvDiscriminator, ConvGenerator};
+    let dev = Device::flex();
+    let numel = |w: &Param<Tensor<4>>| w.val().shape().num_elements() as u64;
+    let positions = |t: &Tensor<4>| {
+        let [_, _, h, w] = t.dims();
+        (h * w) as u64
+    };
+    for shape in [
+        data::ImageShape { channels: 1, height: 28, width: 28 },
+        data::ImageShape { channels: 3, height: 32, width: 24 },
+    ] {
+        let mut rng = crate::util::rng(0, crate::util::Stream::Init, 0);
+        let g = ConvGenerator::new(100, 0, shape, &mut rng, &dev);
+        let d = ConvDiscriminator::new(shape, &mut rng, &dev);
+        let z = Tensor::<4>::zeros([1, g.up1.weight.dims()[0], g.h4, g.w4], &dev);
+        let up1 = g.up1.forward(z.clone());
+        let g_macs = vec![
+            g.fc.weight.val().shape().num_elements() as u64,
+            numel(&g.up1.weight) * positions(&z),
+            numel(&g.up2.weight) * positions(&up1),
+        ];
+        let x = Tensor::<4>::zeros([1, shape.channels, shape.height, shape.width], &dev);
+        let down1 = d.down1.forward(x);
+        let down2 = d.down2.forward(down1.clone());
+        let d_macs = vec![
+            numel(&d.down1.weight) * positions(&down1),
+            numel(&d.down2.weight) * positions(&down2),
+            d.fc.weight.val().shape().num_elements() as u64,
+        ];
+        assert_eq!((g_macs, d_macs), flops::dcgan_layers(shape, 100), "{shape:?}");
+    }
+}
+
+#[test]
+fn parses_reference_lines_and_rejects_garbage() {
+    let v = parse_pytorch("warning: x\n{\"model\": \"dcgan\", \"samples_per_sec\": 780.5}\n").unwrap();
+    assert_eq!(v, vec![("dcgan".to_string(), 780.5)]);
+    assert!(parse_pytorch("").unwrap_err().to_string().contains("no results"));
+    assert!(parse_pytorch("{\"model\": 1}").unwrap_err().to_string().contains("lacks"));
+}
+
+#[test]
+fn table_has_every_column() {
+    let row = BenchRow {
+        model: "dcgan",
+        device: DeviceChoice::Cpu,
+        batch: 64,
+        steps: 3,
+        rounds: 1,
+        median_step_ms: 100.0,
+        samples_per_sec: 640.0,
+        flops_per_sample: 1_000_000,
+        gflops_per_sec: 0.64,
+        peak_gflops: 64.0,
+        peak_isa: "avx2+fma",
+        pct_of_peak: 1.0,
+        threads: 2,
+        cores_busy: Some(1.9),
+        round_samples_per_sec: vec![640.0],
+        pytorch_samples_per_sec: Some(1280.0),
+        round_pytorch_samples_per_sec: vec![1280.0],
+        vs_pytorch: Some(0.5),
+    };
+    let t = table(&[row]);
+    for col in ["samples/s", "GFLOP/s", "% peak", "threads", "cores busy", "vs PyTorch", "0.50×", "1.90"] {
+        assert!(t.contains(col), "{col} missing from\n{t}");
+    }
+}

@@ -1,0 +1,76 @@
+//! The two gemm-then-epilogue passes: `forward` (Y = f(W ⋆ X + b)) and `backward_data`
+//! (X = f(Wᵀ ⋆ Y + b)), each per chunk of images.
+
+use super::layout::{chunk_nhwc, col2im, im2col};
+use super::{Geom, Mem, with_scratch};
+use crate::kernels::act::{Act, with_act};
+use crate::kernels::gemm::{Par, matmul, view};
+use crate::kernels::simd::multiversion;
+use rayon::prelude::*;
+
+multiversion! {
+    /// rows[r, c] ← f(rows[r, c] + bias[c]).
+    fn bias_act_rows(rows: &mut [f32], bias: &[f32], act: Act) {
+        let c = bias.len();
+        with_act!(act, f, _d => {
+            for row in rows.chunks_mut(c) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v = f(*v + *b);
+                }
+            }
+        })
+    }
+}
+
+/// Y = f(W ⋆ X + bias), NHWC, with `wp` = `permute_weight(W)`: the forward pass of a convolution
+/// (and, without bias and activation, the input gradient of a transposed convolution).
+pub fn forward(g: &Geom, x: &[f32], x_mem: Mem, wp: &[f32], bias: Option<&[f32]>, act: Act) -> Vec<f32> {
+    assert_eq!(x.len(), g.n * g.xs(), "conv input size");
+    assert_eq!(wp.len(), g.co * g.kdim(), "conv weight size");
+    let (cb, p, kd) = (g.chunk(), g.p(), g.kdim());
+    let zeros = vec![0.0f32; g.co];
+    let bias = bias.unwrap_or(&zeros);
+    let mut y = vec![0.0f32; g.n * g.ys()];
+    y.par_chunks_mut(cb * g.ys()).enumerate().for_each(|(i, yc)| {
+        let (b0, nb) = (i * cb, yc.len() / g.ys());
+        let r = nb * p;
+        let tbuf = if x_mem == Mem::Nchw { nb * g.xs() } else { 0 };
+        with_scratch([kd * r, tbuf, 0], |col, t, _| {
+            let xc = chunk_nhwc(x, x_mem, b0, nb, g.ci, g.h * g.w, t);
+            im2col(g, xc, nb, col);
+            // Y[r, co] = col[r, K′] · Wp[K′, co]
+            matmul(r, g.co, kd, yc, g.co, false, view(col, kd, 1), view(wp, g.co, 1), Par::Seq);
+            bias_act_rows(yc, bias, act);
+        });
+    });
+    y
+}
+
+/// X = f(Wᵀ ⋆ Y + bias), NHWC, with `wp` = `permute_weight(W)`: the forward pass of a transposed
+/// convolution (bias and activation on X's channels) and, without them, the input gradient of a
+/// convolution.
+pub fn backward_data(g: &Geom, y: &[f32], y_mem: Mem, wp: &[f32], bias: Option<&[f32]>, act: Act) -> Vec<f32> {
+    assert_eq!(y.len(), g.n * g.ys(), "conv-transpose input size");
+    assert_eq!(wp.len(), g.co * g.kdim(), "conv weight size");
+    let (cb, p, kd, hw) = (g.chunk(), g.p(), g.kdim(), g.h * g.w);
+    let zeros = vec![0.0f32; g.ci];
+    let bias = bias.unwrap_or(&zeros);
+    let mut x = vec![0.0f32; g.n * g.xs()];
+    x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
+        let (b0, nb) = (i * cb, xc.len() / g.xs());
+        let r = nb * p;
+        let tbuf = if y_mem == Mem::Nchw { nb * g.ys() } else { 0 };
+        with_scratch([kd * r, tbuf, 0], |dcol, t, _| {
+            let yc = chunk_nhwc(y, y_mem, b0, nb, g.co, p, t);
+            // dcol[r, K′] = Y[r, co] · Wpᵀ[co, K′]
+            matmul(r, kd, g.co, dcol, kd, false, view(yc, g.co, 1), view(wp, 1, g.co), Par::Seq);
+            for px in xc.chunks_mut(g.ci) {
+                px.copy_from_slice(bias);
+            }
+            col2im(g, dcol, nb, xc);
+            debug_assert_eq!(xc.len(), nb * hw * g.ci);
+            crate::kernels::act::apply_inplace(xc, act);
+        });
+    });
+    x
+}
