@@ -4,6 +4,7 @@
 //! losses) → `train` (optimiser loops, checkpoints, logs) → `viz` (pictures from checkpoints).
 //! `run` ties a run folder together; `cli` is the command-line surface.
 
+pub mod artifacts;
 pub mod backend;
 pub mod bench;
 pub mod cli;
