@@ -1,10 +1,13 @@
 //! latentlab: train, sample, visualise and compare deep generative models of images.
 //!
-//! Layers (data flows one way): `data` (files → datasets → batches) → `models` (networks and their
-//! losses) → `train` (optimiser loops, checkpoints, logs) → `viz` (pictures from checkpoints).
-//! `run` ties a run folder together; `cli` is the command-line surface.
+//! Layers (data flows one way): `data` (files → datasets → batches) → `models` (networks, their
+//! losses, and the registry where each model declares itself) → `run` (the run folder: paths,
+//! checkpoints, the writer lock) → `train` (the loop and the step of each optimiser pattern) →
+//! `eval`, `viz`, `report` (metrics, pictures, the comparison) → `app` (what each command does) →
+//! `cli` (parse, call `app`, print).
 
 pub mod app;
+pub mod artifacts;
 pub mod backend;
 pub mod bench;
 pub mod cli;

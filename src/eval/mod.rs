@@ -1,5 +1,6 @@
 //! Evaluation: the instruments behind the VAE-vs-GAN claims. Each metric lives in its own file
-//! with its own tests and reports its protocol beside its value; `evaluate` runs them on a run.
+//! with its own tests; `tasks` runs each on a run and returns its values beside its protocol,
+//! `evaluate` drives them and `report` is the typed `eval.json` they fill.
 
 pub mod coverage;
 pub mod evaluate;
@@ -9,5 +10,9 @@ pub mod kid;
 pub mod knn;
 pub mod likelihood;
 pub mod prd;
+pub mod report;
 pub mod sharpness;
 pub mod stats;
+pub mod tasks;
+
+pub use report::EvalReport;

@@ -35,7 +35,7 @@ pub fn render(report: &Report) -> Result<String> {
         images.push(RunImages { name: r.name.clone(), images: imgs });
     }
     let protocols: Vec<String> =
-        report.runs.iter().map(|r| serde_json::to_string_pretty(&r.eval["protocol"]).unwrap_or_default()).collect();
+        report.runs.iter().map(|r| serde_json::to_string_pretty(&r.eval.protocol).unwrap_or_default()).collect();
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE).context("report template")?;
     let page = env

@@ -5,10 +5,13 @@
 pub mod html;
 pub mod verdict;
 
+use crate::artifacts::{Status, Summary};
+use crate::eval::EvalReport;
+use crate::models::ModelKind;
 use crate::run::RunDir;
 use crate::train::log;
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +29,9 @@ pub struct Training {
     pub steps: u64,
     pub train_seconds: f64,
     pub samples_per_sec: Option<f64>,
-    pub status: String,
+    /// None when the run has no summary.json (shown as "unknown").
+    #[serde(serialize_with = "status_or_unknown")]
+    pub status: Option<Status>,
     pub warnings: Vec<String>,
     /// The loss whose steadiness is judged (`loss` for likelihood models, `g_loss` for GANs).
     pub loss_name: String,
@@ -41,16 +46,44 @@ pub struct Training {
     pub recipe: String,
 }
 
+fn status_or_unknown<S: Serializer>(s: &Option<Status>, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.map_or("unknown", Status::as_str))
+}
+
+/// The family a model belongs to, for the reader; code decides on `ModelKind` itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Family {
+    /// AE, VAE, CVAE.
+    #[serde(rename = "likelihood")]
+    Likelihood,
+    #[serde(rename = "adversarial autoencoder")]
+    AdversarialAutoencoder,
+    #[serde(rename = "GAN")]
+    Gan,
+}
+
+impl Family {
+    pub fn of(kind: ModelKind) -> Family {
+        if kind.is_gan() {
+            Family::Gan
+        } else if kind == ModelKind::Aae {
+            Family::AdversarialAutoencoder
+        } else {
+            Family::Likelihood
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub name: String,
     pub path: PathBuf,
-    pub model: String,
+    /// Serialised as its name ("vae", "dcgan"…).
+    pub model: ModelKind,
     pub dataset: String,
-    /// "likelihood" (AE/VAE/CVAE), "adversarial autoencoder" or "GAN".
-    pub family: String,
+    pub family: Family,
     pub training: Training,
-    pub eval: Value,
+    pub eval: EvalReport,
     pub verdicts: verdict::RunVerdicts,
     /// Whether the model is trained far enough for verdicts that rest on its samples.
     pub readiness: verdict::Readiness,
@@ -69,23 +102,16 @@ pub struct Report {
 pub fn read_run(path: &Path) -> Result<RunReport> {
     let (dir, cfg) = RunDir::open(path)?;
     let eval_path = path.join("eval.json");
-    let eval: Value = serde_json::from_slice(&std::fs::read(&eval_path).with_context(|| {
+    let eval: EvalReport = serde_json::from_slice(&std::fs::read(&eval_path).with_context(|| {
         format!("{} has no eval.json; run `latentlab eval {}` first", path.display(), path.display())
     })?)
-    .with_context(|| format!("{} is not valid JSON", eval_path.display()))?;
-    let summary: Value =
-        std::fs::read(dir.summary()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    .with_context(|| format!("{} is not a valid eval.json", eval_path.display()))?;
+    // A run stopped before its first summary has none; one that is there must be readable.
+    let summary = if dir.summary().exists() { Some(Summary::load(&dir.summary())?) } else { None };
     let metrics = if dir.metrics().exists() { log::read(&dir.metrics())? } else { vec![] };
     let kind = cfg.model;
     let loss_name = if kind.is_gan() { "g_loss" } else { "loss" };
-    let training = training(&metrics, &summary, loss_name, recipe(&cfg, &summary));
-    let family = if kind.is_gan() {
-        "GAN"
-    } else if kind == crate::models::ModelKind::Aae {
-        "adversarial autoencoder"
-    } else {
-        "likelihood"
-    };
+    let training = training(&metrics, summary.as_ref(), loss_name, recipe(&cfg, summary.as_ref()));
     let name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string());
     let pictures = [
         ("Samples", "final/samples.png"),
@@ -107,9 +133,9 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
     Ok(RunReport {
         name,
         path: path.to_path_buf(),
-        model: kind.name().into(),
+        model: kind,
         dataset: cfg.dataset.clone(),
-        family: family.into(),
+        family: Family::of(kind),
         training,
         eval,
         verdicts,
@@ -119,12 +145,12 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
 }
 
 /// The recipe of a run as one line: what was trained, how long and how.
-pub fn recipe(cfg: &crate::config::RunConfig, summary: &Value) -> String {
+pub fn recipe(cfg: &crate::config::RunConfig, summary: Option<&Summary>) -> String {
     let mut parts = vec![format!(
         "{} updates of batch {} ({} epoch(s))",
-        summary["steps"].as_u64().map_or("?".into(), |s| s.to_string()),
+        summary.map_or("?".into(), |s| s.steps.to_string()),
         cfg.batch_size,
-        summary["epochs"].as_u64().map_or("?".into(), |e| e.to_string())
+        summary.map_or("?".into(), |s| s.epochs.to_string())
     )];
     parts.push(format!("Adam lr {}, {:?} schedule", cfg.lr, cfg.lr_schedule).to_lowercase());
     if cfg.kl_warmup > 0 {
@@ -155,7 +181,7 @@ pub fn recipe(cfg: &crate::config::RunConfig, summary: &Value) -> String {
     parts.join("; ")
 }
 
-fn training(metrics: &[Value], summary: &Value, loss_name: &str, recipe: String) -> Training {
+fn training(metrics: &[Value], summary: Option<&Summary>, loss_name: &str, recipe: String) -> Training {
     let steps: Vec<&Value> = metrics.iter().filter(|m| m["kind"] == "step").collect();
     let window = &steps[steps.len() - steps.len() / 3..];
     let vals: Vec<f64> = window.iter().filter_map(|m| m["train"][loss_name].as_f64()).collect();
@@ -170,15 +196,12 @@ fn training(metrics: &[Value], summary: &Value, loss_name: &str, recipe: String)
         })
     };
     Training {
-        epochs: summary["epochs"].as_u64().unwrap_or(0),
-        steps: summary["steps"].as_u64().unwrap_or(0),
-        train_seconds: summary["wall_secs"].as_f64().unwrap_or(0.0),
-        samples_per_sec: summary["train_samples_per_sec"].as_f64(),
-        status: summary["status"].as_str().unwrap_or("unknown").into(),
-        warnings: summary["warnings"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|w| w.as_str().map(String::from)).collect())
-            .unwrap_or_default(),
+        epochs: summary.map_or(0, |s| s.epochs),
+        steps: summary.map_or(0, |s| s.steps),
+        train_seconds: summary.map_or(0.0, |s| s.wall_secs),
+        samples_per_sec: summary.and_then(|s| s.train_samples_per_sec),
+        status: summary.map(|s| s.status),
+        warnings: summary.map(|s| s.warnings.clone()).unwrap_or_default(),
         loss_name: loss_name.into(),
         loss_cv,
         loss_points: vals.len(),
@@ -231,4 +254,39 @@ pub fn write(report: &Report, html_path: &Path) -> Result<PathBuf> {
     let json_path = html_path.with_extension("json");
     crate::util::write_atomic(&json_path, serde_json::to_string_pretty(report)?.as_bytes())?;
     Ok(json_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Training numbers come from the typed summary; without one they are unknown, as before.
+    #[test]
+    fn training_reads_the_typed_summary() {
+        let s: Summary = serde_json::from_str(include_str!("../../tests/fixtures/summary-dcgan.json")).unwrap();
+        let t = training(&[], Some(&s), "g_loss", String::new());
+        assert_eq!((t.epochs, t.steps, t.status), (0, 10, Some(Status::MaxSteps)));
+        assert_eq!((t.train_seconds, t.samples_per_sec), (s.wall_secs, s.train_samples_per_sec));
+        let t = training(&[], None, "loss", String::new());
+        assert_eq!((t.steps, t.status, t.samples_per_sec), (0, None, None));
+        let cfg = crate::config::RunConfig::resolve(ModelKind::Vae, Default::default()).unwrap();
+        assert!(recipe(&cfg, Some(&s)).starts_with("10 updates of batch"), "{}", recipe(&cfg, Some(&s)));
+        assert!(recipe(&cfg, None).starts_with("? updates"));
+    }
+
+    /// A summary.json that is there but unreadable is an error naming it, not a silent blank.
+    #[test]
+    fn a_broken_summary_is_a_named_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(&dir.path().join("r")).unwrap();
+        let cfg = crate::config::RunConfig::resolve(ModelKind::Vae, Default::default()).unwrap();
+        crate::util::write_atomic(&run.config(), cfg.to_toml().as_bytes()).unwrap();
+        std::fs::write(run.path.join("eval.json"), "{}").unwrap();
+        std::fs::write(run.summary(), r#"{"model": "vae", "status": "finished"}"#).unwrap();
+        let err = format!("{:#}", read_run(&run.path).unwrap_err());
+        assert!(err.contains("summary.json"), "{err}");
+        std::fs::remove_file(run.summary()).unwrap();
+        let r = read_run(&run.path).unwrap();
+        assert_eq!((r.training.status, r.eval.fid), (None, None));
+    }
 }
