@@ -201,16 +201,16 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn print_trained(t: &Trained) {
-    let (dir, s) = (&t.dir, &t.summary);
+    let s = &t.summary;
+    let test = serde_json::to_string(&s.test).unwrap_or_default();
     println!(
-        "{}: {} after {} epoch(s), {} steps, {:.1} s, {:.0} samples/s; test {}",
-        dir.path.display(),
-        s["status"].as_str().unwrap_or("?"),
-        s["epochs"],
-        s["steps"],
-        s["wall_secs"].as_f64().unwrap_or(0.0),
-        s["train_samples_per_sec"].as_f64().unwrap_or(0.0),
-        s["test"]
+        "{}: {} after {} epoch(s), {} steps, {:.1} s, {:.0} samples/s; test {test}",
+        t.dir.path.display(),
+        s.status,
+        s.epochs,
+        s.steps,
+        s.wall_secs,
+        s.train_samples_per_sec.unwrap_or(0.0),
     );
 }
 

@@ -5,6 +5,7 @@ use super::evaluation::{self, EvalRequest};
 use super::pictures::{self, ArithmeticRequest, LatentMapRequest, WalkRequest};
 use super::training::{self, ResumeRequest};
 use super::with_defaults;
+use crate::artifacts::Summary;
 use crate::config::{Options, RunConfig};
 use crate::data;
 use crate::models::{Family, ModelKind};
@@ -118,10 +119,8 @@ fn ensure_trained(
     quick: bool,
     seed: u64,
 ) -> Result<()> {
-    let done = std::fs::read(RunDir::at(path).summary())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|s| s["status"] != "interrupted" && s["status"] != "diverged");
+    // A summary that cannot be read is a run to finish (or to train), not an error.
+    let done = Summary::load(&RunDir::at(path).summary()).is_ok_and(|s| s.status.finished());
     if done {
         eprintln!("reusing {}", path.display());
         return Ok(());

@@ -1,5 +1,6 @@
 //! Start a run, resume it: the run folder is created and locked here, the config resolved once.
 
+use crate::artifacts::Summary;
 use crate::config::{Options, RunConfig};
 use crate::data;
 use crate::models::ModelKind;
@@ -7,7 +8,6 @@ use crate::run::checkpoint::Checkpoint;
 use crate::run::{self, RunDir};
 use anyhow::{Result, bail};
 use clap::Args;
-use serde_json::Value;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -42,7 +42,7 @@ pub struct ResumeRequest {
 /// A finished (or stopped) training session.
 pub struct Trained {
     pub dir: RunDir,
-    pub summary: Value,
+    pub summary: Summary,
 }
 
 /// The effective config of a new run: the model's defaults, the `--config` file, then flags.

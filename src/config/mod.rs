@@ -337,4 +337,50 @@ mod tests {
         assert!((1..100).all(|s| c.factor(s, 100) < c.factor(s - 1, 100)), "not decreasing");
         assert!((0..100).all(|s| LrSchedule::Constant.factor(s, 100) == 1.0));
     }
+
+    #[test]
+    fn options_a_model_does_not_use_are_refused_by_name() {
+        let refused = [
+            (ModelKind::Aae, Options { decoder: Some(DecoderKind::Gaussian), ..Default::default() }, "--decoder"),
+            (ModelKind::Aae, Options { d_steps: Some(2), ..Default::default() }, "--d-steps"),
+            (ModelKind::Gan, Options { beta: Some(4.0), ..Default::default() }, "--beta"),
+            (ModelKind::Dcgan, Options { hidden: Some(vec![64]), ..Default::default() }, "--hidden"),
+            (ModelKind::Ae, Options { prior: Some(Prior::Mixture), ..Default::default() }, "--prior"),
+            (ModelKind::Vae, Options { ema: Some(0.999), ..Default::default() }, "--ema"),
+        ];
+        for (m, o, opt) in refused {
+            let e = RunConfig::resolve(m, o).unwrap_err().to_string();
+            assert!(e.contains(&format!("{opt} does not apply to model '{}'", m.name())), "{e}");
+            assert!(!e.contains('\n'), "not one line: {e}");
+        }
+        // What each model declares, it accepts.
+        for &m in ModelKind::ALL {
+            for o in m.decl().options {
+                assert!(m.decl().accepts(o));
+            }
+        }
+        let ok = Options { prior: Some(Prior::Mixture), d_steps: None, lr_d: Some(1e-4), ..Default::default() };
+        assert_eq!(RunConfig::resolve(ModelKind::Aae, ok).unwrap().prior, Prior::Mixture);
+    }
+
+    #[test]
+    fn a_stored_config_from_before_newer_options_loads_with_their_old_values() {
+        // A config.toml as the first releases wrote it: none of the options added since.
+        let old = "model = \"vae\"\ndataset = \"mnist\"\nepochs = 20\nbatch_size = 128\nlr = 0.001\n\
+                   latent_dim = 20\nhidden = [512, 256]\ndecoder = \"bernoulli\"\nbeta = 1.0\n\
+                   binarize = \"dynamic\"\nseed = 0\nlog_every = 50\ndevice = \"cpu\"\n";
+        let cfg = RunConfig::from_toml(old, Path::new("old/config.toml")).unwrap();
+        assert_eq!((cfg.d_steps, cfg.checkpoint_every, cfg.kl_warmup), (1, 500, 0));
+        assert_eq!(
+            (cfg.lr_schedule, cfg.objective, cfg.on_diverge),
+            (LrSchedule::Constant, Objective::Elbo, OnDiverge::Stop)
+        );
+        // A required key is still required, and named.
+        let e = RunConfig::from_toml(&old.replace("epochs = 20\n", ""), Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("epochs"), "{e}");
+        // Today's defaults for a new run are the model's declaration (the VAE recipe).
+        let new = RunConfig::resolve(ModelKind::Vae, Options::default()).unwrap();
+        assert_eq!((new.epochs, new.lr_schedule, new.kl_warmup), (50, LrSchedule::Cosine, 5));
+        assert_eq!(RunConfig::from_toml(&new.to_toml(), Path::new("c.toml")).unwrap(), new);
+    }
 }

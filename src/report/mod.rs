@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn a_broken_summary_is_a_named_error() {
         let dir = tempfile::tempdir().unwrap();
-        let run = RunDir::create(&dir.path().join("r")).unwrap();
+        let (run, _lock) = RunDir::create(&dir.path().join("r")).unwrap();
         let cfg = crate::config::RunConfig::resolve(ModelKind::Vae, Default::default()).unwrap();
         crate::util::write_atomic(&run.config(), cfg.to_toml().as_bytes()).unwrap();
         std::fs::write(run.path.join("eval.json"), "{}").unwrap();

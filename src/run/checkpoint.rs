@@ -104,8 +104,7 @@ pub fn decode_optims(bytes: &[u8], fresh: Vec<ModuleOptimizer>) -> std::result::
     let secs: Vec<&[u8]> = if bytes.starts_with(OPTIM_MAGIC) {
         let names: Vec<String> = (1..=fresh.len()).map(|i| format!("optimiser {i}")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let secs = crate::util::unframe(bytes, OPTIM_MAGIC, "optimiser state", &names)?;
-        secs
+        crate::util::unframe(bytes, OPTIM_MAGIC, "optimiser state", &names)?
     } else {
         legacy_optim_sections(bytes, fresh.len())?
     };

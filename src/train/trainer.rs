@@ -7,6 +7,7 @@ use super::checkpoint::{Checkpoint, Meta, Sums, TrainState, decode_optims, encod
 use super::log::MetricsLog;
 use super::progress::{evaluate, fmt_losses, means, progress_bar};
 pub use super::step::{optimizers, spec_for, step};
+use crate::artifacts::{Status, Summary};
 use crate::backend;
 use crate::config::RunConfig;
 use crate::data::{Loader, Splits};
@@ -45,7 +46,7 @@ pub const MAX_ROLLBACKS: u32 = 3;
 /// Train (or continue, from `resume`) until `cfg.epochs` epochs or `cfg.max_steps` steps.
 /// Returns the summary that is also written to `summary.json`. With `--on-diverge rollback`, a
 /// NaN/Inf loss reloads the last good checkpoint and continues with half the learning rate.
-pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkpoint>) -> Result<Value> {
+pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkpoint>) -> Result<Summary> {
     let mut cfg = cfg.clone();
     let mut resume = resume;
     let mut notes = Vec::new();
@@ -78,7 +79,7 @@ fn run_loop(
     data: &Splits,
     resume: Option<Checkpoint>,
     notes: Vec<String>,
-) -> Result<Value> {
+) -> Result<Summary> {
     let base = backend::device(cfg.device)?;
     let ad = base.clone().autodiff();
     let spec = spec_for(cfg, data);
@@ -164,7 +165,7 @@ fn run_loop(
                     dir,
                     cfg,
                     &state,
-                    "diverged",
+                    Status::Diverged,
                     None,
                     0.0,
                     Some(format!("{name} = {v} at step {}", state.step)),
@@ -252,7 +253,7 @@ fn run_loop(
         save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
     }
     if stop == Stop::Interrupted {
-        write_summary(dir, cfg, &state, "interrupted", None, 0.0, None)?;
+        write_summary(dir, cfg, &state, Status::Interrupted, None, 0.0, None)?;
         return Err(Interrupted(format!(
             "interrupted at step {} (epoch {}): checkpoint saved; continue with `latentlab resume {}`",
             state.step,
@@ -267,7 +268,7 @@ fn run_loop(
     let test = evaluate(&model, &test_batches);
     final_pictures(dir, cfg, &model, data)?;
     let sps = step_samples as f64 / step_secs.max(1e-9);
-    let status = if stop == Stop::Completed { "completed" } else { "stopped at --max-steps" };
+    let status = if stop == Stop::Completed { Status::Completed } else { Status::MaxSteps };
     write_summary(dir, cfg, &state, status, Some(test), sps, None)
 }
 
@@ -341,28 +342,28 @@ fn write_summary(
     dir: &RunDir,
     cfg: &RunConfig,
     state: &TrainState,
-    status: &str,
+    status: Status,
     test: Option<Value>,
     samples_per_sec: f64,
     error: Option<String>,
-) -> Result<Value> {
-    let s = json!({
-        "model": cfg.model.name(),
-        "dataset": cfg.dataset,
-        "status": status,
-        "error": error,
-        "epochs": state.epoch,
-        "steps": state.step,
-        "wall_secs": state.wall_secs,
-        "train_samples_per_sec": samples_per_sec,
-        "test": test,
-        "units": cfg.model.decl().held_out.units,
-        "warnings": state.warnings,
-        "best_test_loss": state.best_test_loss,
-        "seed": cfg.seed,
-        "device": format!("{:?}", cfg.device).to_lowercase(),
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-    });
-    crate::util::write_atomic(&dir.summary(), serde_json::to_string_pretty(&s)?.as_bytes())?;
+) -> Result<Summary> {
+    let s = Summary {
+        model: cfg.model,
+        dataset: cfg.dataset.clone(),
+        status,
+        error,
+        epochs: state.epoch,
+        steps: state.step,
+        wall_secs: state.wall_secs,
+        train_samples_per_sec: Some(samples_per_sec),
+        test: test.map(serde_json::from_value).transpose()?,
+        units: cfg.model.decl().held_out.units.into(),
+        warnings: state.warnings.clone(),
+        best_test_loss: state.best_test_loss,
+        seed: cfg.seed,
+        device: format!("{:?}", cfg.device).to_lowercase(),
+        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    s.save(&dir.summary())?;
     Ok(s)
 }

@@ -19,7 +19,7 @@ pub fn quick_config(model: ModelKind, dataset: &str, opts: Options) -> RunConfig
 
 /// Train a fresh run in `dir` with `cfg` (as `train` does); returns the summary.
 pub fn train_run(dir: &Path, cfg: &RunConfig) -> serde_json::Value {
-    latentlab::app::training::start_with(cfg, dir.to_path_buf()).unwrap().summary
+    serde_json::to_value(latentlab::app::training::start_with(cfg, dir.to_path_buf()).unwrap().summary).unwrap()
 }
 
 pub fn bin() -> &'static str {

@@ -57,11 +57,11 @@ fn a_nan_rolls_back_to_the_last_checkpoint_with_half_the_rate() {
     let (run, cfg, data) = tiny(dir.path(), opts);
     NAN_AT.with(|n| n.set(Some(7)));
     let summary = train(&run, &cfg, &data, None).unwrap();
-    let warnings = summary["warnings"].to_string();
+    let warnings = summary.warnings.join("\n");
     assert!(warnings.contains("rollback 1/3") && warnings.contains("step 4"), "{warnings}");
     let (_, stored) = RunDir::open(&run.path).unwrap();
     assert_eq!(stored.lr, cfg.lr / 2.0);
-    assert_eq!(summary["steps"], 12);
+    assert_eq!(summary.steps, 12);
     // Without rollback the same NaN stops the run and keeps the checkpoint of step 4.
     let dir = tempfile::tempdir().unwrap();
     let (run, cfg, data) =
