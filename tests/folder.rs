@@ -180,5 +180,5 @@ fn conv_vae_learns_and_is_refused_where_it_does_not_fit() {
     let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(cfg.contains("arch = \"conv\""), "{cfg}");
     let (ok, _, err) = cli(&["train", "gan", "--arch", "conv", "--dataset", "digits", "--max-steps", "1"], dir.path());
-    assert!(!ok && err.contains("--arch conv applies to vae and cvae"), "{err}");
+    assert!(!ok && err.contains("--arch does not apply to model 'gan'"), "{err}");
 }

@@ -123,14 +123,7 @@ pub fn loss_curves(dir: &RunDir) -> Result<()> {
             Series { name: "D(G(z))".into(), points: df },
             Series { name: "1/2".into(), points: half },
         ];
-        viz::plot::line_chart(
-            &dir.final_dir().join("d_outputs.png"),
-            "Discriminator outputs",
-            "step",
-            "mean D",
-            &s,
-            false,
-        )?;
+        viz::plot::line_chart(&dir.final_dir().join("d_outputs.png"), "Discriminator outputs", "step", "mean D", &s)?;
     }
     Ok(())
 }

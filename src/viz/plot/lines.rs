@@ -1,48 +1,28 @@
 //! Line charts: one chart per PNG, or several stacked panels sharing an x label.
 
-use super::axis::LogAxis;
 use super::{Area, CHART_SIZE, DESC_PX, FONT, PALETTE, PANEL_SIZE, Series, TICK_PX, TITLE_PX};
 use super::{extent, fmt_tick, padded, render_png};
 use anyhow::{Result, bail};
-use plotters::coord::ranged1d::{Ranged, ValueFormatter};
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
-/// One chart (title, axes, series, legend) in `area`.
-fn draw_lines(area: &Area, title: &str, x_label: &str, y_label: &str, series: &[Series], log_y: bool) -> Result<()> {
-    // Non-finite points (diverged losses, NaN logs) are dropped rather than poisoning the ranges.
+/// One chart (title, axes, series, legend) in `area`. Non-finite points (diverged losses, NaN logs)
+/// are dropped rather than poisoning the ranges.
+fn draw_lines(area: &Area, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
     let clean: Vec<Vec<(f64, f64)>> = series
         .iter()
         .map(|s| s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect())
         .collect();
     let all = || clean.iter().flatten();
     let x_range = padded(extent(all().map(|p| p.0)).unwrap_or((0.0, 1.0)));
-    let y_ext = extent(all().map(|p| p.1)).unwrap_or((0.0, 1.0));
-    let mut builder = ChartBuilder::on(area);
-    builder.caption(title, (FONT, TITLE_PX)).margin(12).margin_right(24).x_label_area_size(48).y_label_area_size(76);
-    // A log axis only makes sense if every plotted value is positive; otherwise fall back to linear.
-    if log_y && y_ext.0 > 0.0 && all().next().is_some() {
-        let r = padded((y_ext.0.log10(), y_ext.1.log10()));
-        let chart = builder.build_cartesian_2d(x_range, LogAxis::new(10f64.powf(r.start)..10f64.powf(r.end)))?;
-        finish_lines(chart, x_label, y_label, series, &clean)
-    } else {
-        let chart = builder.build_cartesian_2d(x_range, padded(y_ext))?;
-        finish_lines(chart, x_label, y_label, series, &clean)
-    }
-}
-
-/// Mesh, lines and legend; generic over the y coordinate so linear and log axes share the code.
-fn finish_lines<'a, 'b: 'a, Y>(
-    mut chart: ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    clean: &[Vec<(f64, f64)>],
-) -> Result<()>
-where
-    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
-{
+    let y_range = padded(extent(all().map(|p| p.1)).unwrap_or((0.0, 1.0)));
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, TITLE_PX))
+        .margin(12)
+        .margin_right(24)
+        .x_label_area_size(48)
+        .y_label_area_size(76)
+        .build_cartesian_2d(x_range, y_range)?;
     chart
         .configure_mesh()
         .x_desc(x_label)
@@ -81,20 +61,13 @@ where
 }
 
 /// Line chart PNG (e.g. loss curves; D(x)/D(G(z)) curves). Skips non-finite points. Multiple series share axes,
-/// each a distinct colour, with a legend. `log_y` uses a log scale when all y > 0. Written atomically (render to an
+/// each a distinct colour, with a legend. Written atomically (render to an
 /// RGB buffer, encode PNG with `image`, util::write_atomic) — never a half-written file.
-pub fn line_chart(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    log_y: bool,
-) -> Result<()> {
+pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
     if series.is_empty() {
         bail!("line chart '{title}' ({}): no series to plot", path.display());
     }
-    render_png(path, CHART_SIZE, |root| draw_lines(root, title, x_label, y_label, series, log_y))
+    render_png(path, CHART_SIZE, |root| draw_lines(root, title, x_label, y_label, series))
 }
 
 /// Several line charts stacked vertically in one PNG (one panel per (title, y_label, series) entry), same x label.
@@ -108,7 +81,7 @@ pub fn line_panels(path: &Path, x_label: &str, panels: &[(String, String, Vec<Se
     let (w, h) = PANEL_SIZE;
     render_png(path, (w, h * panels.len() as u32), |root| {
         for (area, (title, y_label, series)) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
-            draw_lines(area, title, x_label, y_label, series, false)?;
+            draw_lines(area, title, x_label, y_label, series)?;
         }
         Ok(())
     })

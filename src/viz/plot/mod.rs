@@ -4,7 +4,6 @@
 //! Everything is rendered into an in-memory RGB buffer, encoded with `image` and written with
 //! `util::write_atomic`, so a crash mid-plot never leaves a truncated PNG behind.
 
-mod axis;
 mod lines;
 mod scatter;
 #[cfg(test)]

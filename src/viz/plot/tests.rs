@@ -1,6 +1,4 @@
-use super::axis::LogAxis;
 use super::*;
-use plotters::coord::ranged1d::Ranged;
 
 fn rgb(c: RGBColor) -> [u8; 3] {
     [c.0, c.1, c.2]
@@ -23,7 +21,7 @@ fn sine(name: &str, phase: f64) -> Series {
 fn line_chart_renders_series() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("loss.png");
-    line_chart(&path, "Loss", "step", "loss", &[sine("train", 0.0), sine("test", 1.0)], false).unwrap();
+    line_chart(&path, "Loss", "step", "loss", &[sine("train", 0.0), sine("test", 1.0)]).unwrap();
     let img = image::open(&path).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), CHART_SIZE);
     assert!(non_white(&img) > 5000, "only {} non-white pixels", non_white(&img));
@@ -41,24 +39,18 @@ fn line_chart_skips_nan_and_supports_log_scale() {
     pts[20].1 = f64::INFINITY;
     pts[30].0 = f64::NAN;
     let s = [Series { name: "loss".into(), points: pts }];
-    for log_y in [false, true] {
-        let path = dir.path().join(format!("nan-{log_y}.png"));
-        line_chart(&path, "NaN inside", "step", "loss", &s, log_y).unwrap();
-        let img = image::open(&path).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), CHART_SIZE);
-        assert!(count_color(&img, PALETTE[0], 0, CHART_SIZE.0) > 300, "series missing (log_y={log_y})");
-    }
-    // log_y with a non-positive value falls back to a linear axis instead of failing.
-    let path = dir.path().join("neg.png");
-    line_chart(&path, "t", "x", "y", &[sine("s", 0.0)], true).unwrap();
-    assert!(count_color(&image::open(&path).unwrap().to_rgb8(), PALETTE[0], 0, CHART_SIZE.0) > 300);
+    let path = dir.path().join("nan.png");
+    line_chart(&path, "NaN inside", "step", "loss", &s).unwrap();
+    let img = image::open(&path).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), CHART_SIZE);
+    assert!(count_color(&img, PALETTE[0], 0, CHART_SIZE.0) > 300, "series missing");
 }
 
 #[test]
 fn line_chart_degenerate_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.png");
-    let err = line_chart(&path, "Loss", "step", "loss", &[], false).unwrap_err().to_string();
+    let err = line_chart(&path, "Loss", "step", "loss", &[]).unwrap_err().to_string();
     assert!(err.contains("no series"), "{err}");
     assert!(!path.exists());
     // A single point and an all-NaN series still give a valid image.
@@ -66,7 +58,7 @@ fn line_chart_degenerate_inputs() {
         Series { name: "one".into(), points: vec![(3.0, 2.0)] },
         Series { name: "nan".into(), points: vec![(f64::NAN, 1.0)] },
     ];
-    line_chart(&path, "Loss", "step", "loss", &s, true).unwrap();
+    line_chart(&path, "Loss", "step", "loss", &s).unwrap();
     let img = image::open(&path).unwrap().to_rgb8();
     assert!(count_color(&img, PALETTE[0], 0, CHART_SIZE.0) > 10, "single point marker missing");
 }
@@ -124,16 +116,6 @@ fn scatter_shows_both_classes() {
     assert!(count_color(&img, NO_CLASS, 0, plot_w) > 2000);
     let err = scatter(&path, "t", "x", "y", &[(f32::NAN, 0.0, Some(0))], &names).unwrap_err().to_string();
     assert!(err.contains("no finite points"), "{err}");
-}
-
-#[test]
-fn log_axis_ticks() {
-    assert_eq!(LogAxis::new(85.0..400.0).key_points(7), [90.0, 100.0, 200.0, 300.0, 400.0]);
-    assert_eq!(LogAxis::new(0.5..5e4).key_points(7), [1.0, 10.0, 100.0, 1000.0, 10000.0]);
-    let t = LogAxis::new(1e-8..1e3).key_points(7);
-    assert!((3..=7).contains(&t.len()), "{t:?}");
-    let t = LogAxis::new(101.0..104.0).key_points(7);
-    assert!(t.len() >= 2 && t.iter().all(|v| (101.0..=104.0).contains(v)), "{t:?}");
 }
 
 #[test]
