@@ -140,7 +140,7 @@ pub fn sample(a: SampleRequest) -> Result<PathBuf> {
     };
     let z = model.prior(a.n, &mut rng(a.seed, Stream::Sample, 0));
     let imgs = model.decode_host(&z, &labels);
-    let out = a.out.unwrap_or_else(|| a.run.join("final/sample.png"));
+    let out = a.out.unwrap_or_else(|| run.dir.final_file("sample.png"));
     match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("npy") => viz::grid::save_npy(&imgs, model.spec.shape, &out)?,
         Some("png") => {

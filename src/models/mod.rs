@@ -3,23 +3,36 @@
 //! the interface the rest of the program uses (a generator: prior + decode; an encoder where the
 //! model has one).
 
-pub mod aae;
-pub mod ae;
 pub mod blocks;
-pub mod cgan;
-pub mod cvae;
-pub mod dcgan;
 pub mod game;
-pub mod gan;
-pub mod lsgan;
 mod net;
 pub mod prior;
 pub mod registry;
-pub mod vae;
 
 pub use net::{Model, Net};
 pub use prior::Prior;
-pub use registry::{Family, ModelDecl, ModelKind};
+pub use registry::{Family, ModelDecl};
+
+// Every model: its CLI name and its module (whose `DECL` declares it). Adding a model is its file
+// and one line here.
+registry::registry! {
+    /// Autoencoder (deterministic code, reconstruction loss only).
+    Ae => ae,
+    /// Variational autoencoder (Bernoulli or Gaussian decoder, ELBO).
+    Vae => vae,
+    /// Conditional VAE (label-conditioned encoder and decoder).
+    Cvae => cvae,
+    /// GAN with MLP generator and discriminator.
+    Gan => gan,
+    /// Deep convolutional GAN (Radford et al.).
+    Dcgan => dcgan,
+    /// Conditional GAN (label-conditioned MLP generator and discriminator).
+    Cgan => cgan,
+    /// Adversarial autoencoder (latent discriminator instead of a KL term).
+    Aae => aae,
+    /// Least-squares GAN (Mao et al. 2017) on the DCGAN networks.
+    Lsgan => lsgan,
+}
 
 use crate::data::ImageShape;
 use anyhow::{Result, bail};

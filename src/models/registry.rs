@@ -5,7 +5,7 @@
 
 use super::DecoderKind;
 pub use super::game::GameLoss;
-use super::{ModelSpec, Net};
+use super::{ModelKind, ModelSpec, Net};
 use crate::config::Options;
 use crate::data::{Binarize, Range};
 use anyhow::Result;
@@ -124,10 +124,15 @@ pub fn divisible_by_4(spec: &ModelSpec) -> Result<()> {
     Ok(())
 }
 
-/// The registry: one line per model — its variant (the CLI name, in kebab-case) and its declaration.
+/// The registry: one line per model — its variant (the CLI name, in kebab-case) and its module,
+/// whose `DECL` is the declaration. Invoked once, in `models/mod.rs`, where it also declares the
+/// modules.
 macro_rules! registry {
-    ($( $(#[doc = $doc:expr])* $variant:ident => $decl:path, )*) => {
+    ($( $(#[doc = $doc:expr])* $variant:ident => $module:ident, )*) => {
+        $( pub mod $module; )*
+
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+        /// Every model latentlab trains (see `models/mod.rs` for the list).
         #[serde(rename_all = "kebab-case")]
         pub enum ModelKind {
             $( $(#[doc = $doc])* $variant, )*
@@ -138,33 +143,16 @@ macro_rules! registry {
             pub const ALL: &'static [ModelKind] = &[$(ModelKind::$variant),*];
 
             /// The model's declaration.
-            pub fn decl(self) -> &'static ModelDecl {
+            pub fn decl(self) -> &'static registry::ModelDecl {
                 match self {
-                    $( ModelKind::$variant => &$decl, )*
+                    $( ModelKind::$variant => &$module::DECL, )*
                 }
             }
         }
     };
 }
 
-registry! {
-    /// Autoencoder (deterministic code, reconstruction loss only).
-    Ae => super::ae::DECL,
-    /// Variational autoencoder (Bernoulli or Gaussian decoder, ELBO).
-    Vae => super::vae::DECL,
-    /// Conditional VAE (label-conditioned encoder and decoder).
-    Cvae => super::cvae::DECL,
-    /// GAN with MLP generator and discriminator.
-    Gan => super::gan::DECL,
-    /// Deep convolutional GAN (Radford et al.).
-    Dcgan => super::dcgan::DECL,
-    /// Conditional GAN (label-conditioned MLP generator and discriminator).
-    Cgan => super::cgan::DECL,
-    /// Adversarial autoencoder (latent discriminator instead of a KL term).
-    Aae => super::aae::DECL,
-    /// Least-squares GAN (Mao et al. 2017) on the DCGAN networks.
-    Lsgan => super::lsgan::DECL,
-}
+pub(crate) use registry;
 
 impl ModelKind {
     pub fn name(self) -> &'static str {

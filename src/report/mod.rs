@@ -101,7 +101,7 @@ pub struct Report {
 /// Read what a finished run left behind (`eval.json` must exist).
 pub fn read_run(path: &Path) -> Result<RunReport> {
     let (dir, cfg) = RunDir::open(path)?;
-    let eval_path = path.join("eval.json");
+    let eval_path = dir.eval();
     let eval: EvalReport = serde_json::from_slice(&std::fs::read(&eval_path).with_context(|| {
         format!("{} has no eval.json; run `latentlab eval {}` first", path.display(), path.display())
     })?)
@@ -114,19 +114,20 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
     let training = training(&metrics, summary.as_ref(), loss_name, recipe(&cfg, summary.as_ref()));
     let name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string());
     let pictures = [
-        ("Samples", "final/samples.png"),
-        ("Reconstructions (top: test images, bottom: reconstructions)", "final/reconstructions.png"),
-        ("Latent walks", "final/walk.png"),
-        ("Latent arithmetic", "final/arithmetic.png"),
-        ("Latent scatter (test codes by class)", "final/latent-scatter.png"),
-        ("Decoded latent manifold", "final/latent-manifold.png"),
-        ("Losses", "final/loss.png"),
-        ("D(x) and D(G(z))", "final/d_outputs.png"),
-        ("Samples beside their 3 nearest training images", "final/nearest.png"),
+        ("Samples", "samples.png"),
+        ("Reconstructions (top: test images, bottom: reconstructions)", "reconstructions.png"),
+        ("Latent walks", "walk.png"),
+        ("Latent arithmetic", "arithmetic.png"),
+        ("Latent scatter (test codes by class)", "latent-scatter.png"),
+        ("Decoded latent manifold", "latent-manifold.png"),
+        ("Losses", "loss.png"),
+        ("D(x) and D(G(z))", "d_outputs.png"),
+        ("Samples beside their 3 nearest training images", "nearest.png"),
     ]
     .into_iter()
-    .filter(|(_, p)| path.join(p).is_file())
-    .map(|(t, p)| Picture { title: t.into(), path: path.join(p) })
+    .map(|(t, p)| (t, dir.final_file(p)))
+    .filter(|(_, p)| p.is_file())
+    .map(|(t, p)| Picture { title: t.into(), path: p })
     .collect();
     let verdicts = verdict::judge_run(kind, &training, &eval);
     let readiness = verdict::readiness(&eval);
