@@ -120,3 +120,14 @@ pub fn evaluate(a: EvalRequest) -> Result<Evaluated> {
     crate::util::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(Evaluated { table: evaluate::table(&report), out })
 }
+
+/// The feature network when a requested metric needs it (trained and cached on first use).
+pub fn features_for(
+    o: &crate::eval::evaluate::EvalOptions,
+    data: &data::Splits,
+    data_dir: Option<&std::path::Path>,
+) -> Result<Option<crate::eval::features::Features>> {
+    o.needs_features()
+        .then(|| crate::eval::features::load_or_train(data, &data::data_dir(data_dir), false, o.verbose))
+        .transpose()
+}
