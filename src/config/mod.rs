@@ -61,6 +61,9 @@ declare::settings! {
         /// the learning rate (at most 3 times).
         #[arg(value_enum)]
         on_diverge: OnDiverge = OnDiverge::Stop;
+        /// Write TensorBoard event files into <run>/tb/ (scalars, learning rate, sample grids);
+        /// `--tensorboard false` turns them off [default: true].
+        tensorboard: bool = false;
     }
     optional {
         /// Folder holding <name>/ dataset folders [default: $LATENTLAB_DATA, else ./data].
@@ -109,6 +112,7 @@ pub const COMMON_OPTIONS: &[&str] = &[
     "channels",
     "checkpoint_every",
     "on_diverge",
+    "tensorboard",
 ];
 
 /// Defaults shared by every model (a model's declaration overrides them).
@@ -130,6 +134,8 @@ fn common_defaults() -> Options {
         kl_warmup: Some(0),
         checkpoint_every: Some(500),
         on_diverge: Some(OnDiverge::Stop),
+        // New runs write event files; runs from before the option keep what they were (none).
+        tensorboard: Some(true),
         ..Default::default()
     }
 }
@@ -375,12 +381,14 @@ mod tests {
             (cfg.lr_schedule, cfg.objective, cfg.on_diverge),
             (LrSchedule::Constant, Objective::Elbo, OnDiverge::Stop)
         );
+        assert!(!cfg.tensorboard, "an old run gained event files on resume");
         // A required key is still required, and named.
         let e = RunConfig::from_toml(&old.replace("epochs = 20\n", ""), Path::new("c.toml")).unwrap_err();
         assert!(e.to_string().contains("epochs"), "{e}");
         // Today's defaults for a new run are the model's declaration (the VAE recipe).
         let new = RunConfig::resolve(ModelKind::Vae, Options::default()).unwrap();
         assert_eq!((new.epochs, new.lr_schedule, new.kl_warmup), (50, LrSchedule::Cosine, 5));
+        assert!(new.tensorboard);
         assert_eq!(RunConfig::from_toml(&new.to_toml(), Path::new("c.toml")).unwrap(), new);
     }
 }

@@ -1,5 +1,5 @@
 //! A run is a folder: `config.toml`, `checkpoints/{latest,best}.ckpt`, `metrics.jsonl`,
-//! `samples/`, `final/`, `summary.json`, `eval.json`. Every command after `train` takes one; every
+//! `samples/`, `final/`, `tb/`, `summary.json`, `eval.json`. Every command after `train` takes one; every
 //! path inside it is spelled here. One process writes a run at a time (`RunLock`).
 
 pub mod checkpoint;
@@ -94,6 +94,10 @@ impl RunDir {
     }
     pub fn metrics(&self) -> PathBuf {
         self.path.join("metrics.jsonl")
+    }
+    /// TensorBoard event files (`--tensorboard`).
+    pub fn tb(&self) -> PathBuf {
+        self.path.join("tb")
     }
     pub fn samples(&self) -> PathBuf {
         self.path.join("samples")

@@ -22,14 +22,23 @@ pub fn fixed_grid_codes(model: &Model, seed: u64) -> (Vec<f32>, Vec<u8>, usize) 
     }
 }
 
-pub(super) fn epoch_pictures(dir: &RunDir, cfg: &RunConfig, model: &Model, data: &Splits, epoch: u64) -> Result<()> {
+/// The epoch's sample grid (`samples/epoch-NNN.png`, whose PNG bytes are returned) and, for models
+/// with an encoder, its reconstructions.
+pub(super) fn epoch_pictures(
+    dir: &RunDir,
+    cfg: &RunConfig,
+    model: &Model,
+    data: &Splits,
+    epoch: u64,
+) -> Result<Vec<u8>> {
     let (z, labels, ncol) = fixed_grid_codes(model, cfg.seed);
     let imgs = model.decode_host(&z, &labels);
-    viz::grid::save_grid(&imgs, model.spec.shape, ncol, &dir.samples().join(format!("epoch-{epoch:03}.png")))?;
+    let png = viz::grid::png_bytes(&viz::grid::grid_image(&imgs, model.spec.shape, ncol))?;
+    crate::util::write_atomic(&dir.samples().join(format!("epoch-{epoch:03}.png")), &png)?;
     if model.spec.kind.has_encoder() {
         recon_grid(model, data, &dir.samples().join(format!("recon-{epoch:03}.png")))?;
     }
-    Ok(())
+    Ok(png)
 }
 
 /// Originals (top two rows) above their reconstructions (bottom two rows).

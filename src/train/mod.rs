@@ -9,6 +9,7 @@ pub mod log;
 pub mod optim;
 mod progress;
 mod step;
+pub mod tensorboard;
 pub mod trainer;
 
 /// Checkpoints live with the run folder; re-exported for callers that think of them as training's.

@@ -7,6 +7,7 @@ use super::checkpoint::{Checkpoint, Meta, Sums, TrainState, decode_optims, encod
 use super::log::MetricsLog;
 use super::progress::{evaluate, fmt_losses, means, progress_bar};
 pub use super::step::{optimizers, spec_for, step};
+use super::tensorboard::TbWriter;
 use crate::artifacts::{Status, Summary};
 use crate::backend;
 use crate::config::RunConfig;
@@ -106,6 +107,10 @@ fn run_loop(
         }
     };
 
+    // One event file per session; its START event orphans what an interrupted session logged after
+    // the checkpoint this one starts from, as `truncate_after` does for metrics.jsonl.
+    let mut tb = if cfg.tensorboard { Some(TbWriter::create(&dir.tb(), state.step + 1)?) } else { None };
+
     for w in notes {
         log.append(&json!({"kind": "warning", "step": state.step, "message": w}))?;
         state.warnings.push(w);
@@ -198,12 +203,17 @@ fn run_loop(
                     log.append(&json!({"kind": "warning", "step": state.step, "message": w}))?;
                     state.warnings.push(w);
                 }
-                log.append(
-                    &json!({"kind": "step", "step": state.step, "epoch": epoch + 1, "train": means(&state.running)}),
-                )?;
+                let line =
+                    json!({"kind": "step", "step": state.step, "epoch": epoch + 1, "train": means(&state.running)});
+                log.append(&line)?;
+                if let Some(tb) = &mut tb {
+                    tb.metrics(&line)?;
+                    tb.scalar("train/lr", state.step, lr)?;
+                }
                 state.running.clear();
             }
             if checkpoint_due(state.step, cfg.checkpoint_every, state.batch_in_epoch, nb) {
+                tb.as_mut().map(TbWriter::flush).transpose()?;
                 net.sync_running_stats();
                 state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
                 save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
@@ -224,10 +234,11 @@ fn run_loop(
         let test = evaluate(&model, &test_batches);
         let train_means = means(&std::mem::take(&mut state.epoch_sums));
         let sps = epoch_samples as f64 / epoch_secs.max(1e-9);
-        log.append(&json!({
+        let line = json!({
             "kind": "epoch", "step": state.step, "epoch": state.epoch, "train": train_means, "test": test,
             "epoch_secs": epoch_secs, "samples_per_sec": sps,
-        }))?;
+        });
+        log.append(&line)?;
         eprintln!(
             "epoch {}/{}  train {}  test {}  {:.1} s  {:.0} samples/s",
             state.epoch,
@@ -237,7 +248,12 @@ fn run_loop(
             epoch_secs,
             sps
         );
-        epoch_pictures(dir, cfg, &model, data, state.epoch)?;
+        let grid = epoch_pictures(dir, cfg, &model, data, state.epoch)?;
+        if let Some(tb) = &mut tb {
+            tb.metrics(&line)?;
+            tb.png("samples", state.step, &grid)?;
+            tb.flush()?;
+        }
         let test_loss = test["loss"].as_f64().unwrap_or(f64::INFINITY);
         // A GAN's test "loss" is D's; lower is not better, so its best checkpoint is not tracked.
         let improved = spec.kind.decl().held_out.lower_is_better && state.best_test_loss.is_none_or(|b| test_loss < b);
@@ -248,6 +264,7 @@ fn run_loop(
         save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, improved)?;
     }
     net.sync_running_stats();
+    tb.as_mut().map(TbWriter::flush).transpose()?;
     if stop == Stop::MaxSteps || stop == Stop::Interrupted {
         state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
         save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;

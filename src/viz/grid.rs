@@ -36,9 +36,14 @@ pub fn grid_image(images: &[f32], shape: ImageShape, ncol: usize) -> image::RgbI
 
 /// Encode an RGB image as PNG and write it atomically.
 pub fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
+    crate::util::write_atomic(path, &png_bytes(img)?)
+}
+
+/// An RGB image encoded as PNG.
+pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
     let mut buf = std::io::Cursor::new(Vec::new());
     img.write_to(&mut buf, image::ImageFormat::Png)?;
-    crate::util::write_atomic(path, &buf.into_inner())
+    Ok(buf.into_inner())
 }
 
 pub fn save_grid(images: &[f32], shape: ImageShape, ncol: usize, path: &Path) -> Result<()> {
