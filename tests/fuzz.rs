@@ -1,4 +1,4 @@
-//! Hostile inputs: every reader of outside files (IDX, gzip, digits CSV, .npy, run configs,
+//! Hostile inputs: every reader of outside files (IDX, gzip, digits CSV, .npy/.npz, run configs,
 //! checkpoints, feature networks, images of a dataset folder) ends in a named error — never a panic, never an allocation the
 //! file's own size does not justify. A hand-made corpus (tests/corpus/) plus property-based
 //! mutation of valid files (proptest; failures are kept in proptest-regressions/).
@@ -33,7 +33,7 @@ fn read_with_its_reader(path: &Path) -> Option<String> {
             assert!(a.is_some() || b.is_some());
             a
         }
-        "npy" => err(latentlab::viz::grid::read_npy(path).map(|_| ())),
+        "npy" | "npz" => err(latentlab::viz::grid::read_npy(path).map(|_| ())),
         "digits" => err(digits::read(path).map(|_| ())),
         "feat" => err(latentlab::eval::features::load(path, &burn::prelude::Device::flex()).map(|_| ())),
         "img" => err(latentlab::data::folder::decode(path, 32, 3).map(|_| ())),
@@ -92,6 +92,16 @@ fn valid_checkpoint() -> Vec<u8> {
 
 fn valid_config() -> String {
     RunConfig::resolve(latentlab::models::ModelKind::Dcgan, Options::default()).unwrap().to_toml()
+}
+
+/// A one-array .npz (stored, as np.savez writes it) holding `npy` as `x`.
+fn npz_of(npy: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    w.start_file("x.npy", opts).unwrap();
+    w.write_all(npy).unwrap();
+    w.finish().unwrap().into_inner()
 }
 
 /// Byte-level mutations: flip, cut, splice in random bytes.
@@ -178,6 +188,23 @@ proptest! {
         std::fs::write(&p, b).unwrap();
         if let Ok(v) = latentlab::data::folder::decode(&p, 8, 3) {
             prop_assert_eq!(v.len(), 3 * 8 * 8);
+        }
+    }
+
+    #[test]
+    fn mutated_npy_and_npz_files_load_or_fail_cleanly(ops in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..6), zip in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = latentlab::data::ImageShape { channels: 1, height: 2, width: 3 };
+        let npy = latentlab::viz::grid::npy_bytes(&[0.5; 12], shape);
+        let valid = if zip { npz_of(&npy) } else { npy };
+        let p = dir.path().join("x.npz");
+        std::fs::write(&p, mutate(valid, &ops)).unwrap();
+        match latentlab::viz::grid::read_npy(&p) {
+            Ok((dims, v)) => prop_assert_eq!(v.len(), dims.iter().product::<usize>()),
+            Err(e) => {
+                let msg = format!("{:#}", e);
+                prop_assert!(msg.contains("x.npz"), "{}", msg);
+            }
         }
     }
 

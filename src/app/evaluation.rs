@@ -1,10 +1,9 @@
-//! Evaluate a run (or a .npy file of samples) against its dataset; writes eval.json.
+//! Evaluate a run (or a .npy/.npz file of samples) against its dataset; writes eval.json.
 
 use super::OpenRun;
 use crate::backend::{self, DeviceChoice};
 use crate::data;
 use crate::run::Which;
-use crate::viz;
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -13,9 +12,16 @@ use std::path::PathBuf;
 pub struct EvalRequest {
     /// Run folder to evaluate (omit when scoring a file with --samples).
     pub run: Option<PathBuf>,
-    /// Score images from a .npy file (N×C×H×W or N×H×W float32 in [0,1]) instead of a run.
+    /// Score images from a .npy or .npz file instead of a run: float32/64/16 in [0,1] or uint8
+    /// in 0–255, laid out N×C×H×W, N×H×W×C or N×H×W (inferred from the dataset's image shape).
     #[arg(long)]
     pub samples: Option<PathBuf>,
+    /// Array of the --samples .npz to score [default: its only array].
+    #[arg(long, requires = "samples")]
+    pub key: Option<String>,
+    /// Axis order of the --samples array, when its shape fits more than one (e.g. 3×3×3 images).
+    #[arg(long, value_enum, requires = "samples")]
+    pub layout: Option<data::arrays::Layout>,
     /// Dataset to compare with [default: the run's; required with --samples].
     #[arg(long)]
     pub dataset: Option<String>,
@@ -70,14 +76,18 @@ pub fn evaluate(a: EvalRequest) -> Result<Evaluated> {
     }
     let (report, out) = match (&a.run, &a.samples) {
         (Some(_), Some(_)) => bail!("give either a run folder or --samples FILE, not both"),
-        (None, None) => bail!("nothing to evaluate: give a run folder, or --samples FILE.npy --dataset NAME"),
+        (None, None) => bail!("nothing to evaluate: give a run folder, or --samples FILE.npy|.npz --dataset NAME"),
         (None, Some(file)) => {
             let Some(ds) = &a.dataset else {
                 bail!("--samples {}: also give --dataset NAME to compare the samples with", file.display())
             };
             let data = data::load(ds, a.data_dir.as_deref())?;
-            let (dims, images) = viz::grid::read_npy(file)?;
-            evaluate::check_samples(&dims, &images, data.test.shape, file)?;
+            let s = data::arrays::load_samples(file, a.key.as_deref(), data.test.shape, a.layout)?;
+            eprintln!("{}", s.note);
+            let shape = data.test.shape;
+            let dims = [s.n, shape.channels, shape.height, shape.width];
+            evaluate::check_samples(&dims, &s.images, shape, file, s.layout)?;
+            let images = s.images;
             let feats = o
                 .needs_features()
                 .then(|| {

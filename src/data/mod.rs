@@ -1,5 +1,6 @@
 //! Datasets: u8 images N×C×H×W with optional labels, how names resolve to files, and batching.
 
+pub mod arrays;
 pub mod cifar;
 pub mod digits;
 pub mod fetch;

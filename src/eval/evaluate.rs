@@ -7,6 +7,7 @@ use super::features::Features;
 pub use super::report::{EvalReport, table};
 use super::report::{FeatureNetwork, RealCoverage};
 use super::tasks::{self, Timer, nll::Nll};
+use crate::data::arrays::Layout;
 use crate::data::{Binarize, ImageShape, Splits};
 use crate::models::Model;
 use crate::util::{Stream, rng};
@@ -103,8 +104,10 @@ pub enum Source<'a> {
     Samples { images: Vec<f32>, origin: PathBuf },
 }
 
-/// Check a sample array against the dataset: N×C×H×W with the dataset's C, H, W and values in [0,1].
-pub fn check_samples(dims: &[usize], values: &[f32], shape: ImageShape, origin: &Path) -> Result<()> {
+/// Check a sample array against the dataset: N×C×H×W with the dataset's C, H, W (or N×H×W for one
+/// channel) and finite values in [0,1]. `layout` is how the file held the images, so that a bad
+/// value is named by the index the user would type in numpy, beside its image position.
+pub fn check_samples(dims: &[usize], values: &[f32], shape: ImageShape, origin: &Path, layout: Layout) -> Result<()> {
     let want = [shape.channels, shape.height, shape.width];
     let ok = match dims.len() {
         4 => dims[1..] == want,
@@ -126,11 +129,33 @@ pub fn check_samples(dims: &[usize], values: &[f32], shape: ImageShape, origin: 
     if dims[0] < 2 {
         bail!("{}: need at least 2 samples, got {}", origin.display(), dims[0]);
     }
-    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite() || **v < -1e-3 || **v > 1.0 + 1e-3) {
+    // A little slack for values that were rounded on their way to [0,1].
+    let bad = |v: f32| !v.is_finite() || !(-1e-3..=1.0 + 1e-3).contains(&v);
+    if let Some(i) = values.iter().position(|&v| bad(v)) {
+        let v = values[i];
+        let (lo, hi) = values
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let plane = shape.height * shape.width;
+        let pos = [
+            i / shape.len().max(1),
+            i / plane.max(1) % shape.channels.max(1),
+            i / shape.width.max(1) % shape.height.max(1),
+            i % shape.width.max(1),
+        ];
+        let idx = layout.index(pos);
+        let saved = layout.dims(dims[0], shape);
+        let flat = idx.iter().zip(&saved).fold(0, |a, (&i, &d)| a * d + i);
+        let what = if v.is_finite() { "is outside [0, 1]" } else { "is not a finite number" };
         bail!(
-            "{}: value {v} at flat index {i} is outside [0, 1] (images must be in [0,1]; for tanh outputs in \
-             [-1,1] use (x + 1) / 2)",
-            origin.display()
+            "{}: value {v} at index {idx:?} (flat index {flat}; image {}, channel {}, row {}, column {}) {what}; \
+             finite values found span [{lo}, {hi}] (images must be in [0,1]; for tanh outputs in [-1,1] use (x + 1) / 2)",
+            origin.display(),
+            pos[0],
+            pos[1],
+            pos[2],
+            pos[3]
         );
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Image grids (PNG) and sample arrays (.npy) from images in [0,1], N×C×H×W.
 
 use crate::data::ImageShape;
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::path::Path;
 
 /// Tile `images` (N × shape, values in [0,1]) into a grid with `ncol` columns, 2-pixel gutters,
@@ -50,24 +50,16 @@ pub fn save_grid(images: &[f32], shape: ImageShape, ncol: usize, path: &Path) ->
     save_png(&grid_image(images, shape, ncol), path)
 }
 
-/// numpy `.npy` (format 1.0): little-endian float32, C order, shape N×C×H×W.
+/// numpy `.npy`: little-endian float32, C order, shape N×C×H×W (written by npyz).
 pub fn npy_bytes(images: &[f32], shape: ImageShape) -> Vec<u8> {
+    use npyz::WriterBuilder;
     let n = images.len() / shape.len().max(1);
-    let dict = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {}, {}, {}), }}",
-        shape.channels, shape.height, shape.width
-    );
-    // Magic (6) + version (2) + header length (2) + dict + padding + '\n' is a multiple of 64.
-    let total = (10 + dict.len() + 1).div_ceil(64) * 64;
-    let mut out = Vec::with_capacity(total + images.len() * 4);
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&((total - 10) as u16).to_le_bytes());
-    out.extend_from_slice(dict.as_bytes());
-    out.resize(total - 1, b' ');
-    out.push(b'\n');
-    for v in images {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    let dims = [n, shape.channels, shape.height, shape.width].map(|d| d as u64);
+    let mut out = Vec::with_capacity(128 + images.len() * 4);
+    // Writing into a Vec cannot fail; the shape matches the data by construction.
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(&dims).writer(&mut out).begin_nd().unwrap();
+    w.extend(images.iter().copied()).unwrap();
+    w.finish().unwrap();
     out
 }
 
@@ -75,32 +67,10 @@ pub fn save_npy(images: &[f32], shape: ImageShape, path: &Path) -> Result<()> {
     crate::util::write_atomic(path, &npy_bytes(images, shape))
 }
 
-/// Read back a float32 .npy written by `save_npy` (shape, values); for tests and `eval --samples`.
+/// Read a `.npy` or `.npz` array as (shape as saved, values in C order as f32; uint8 scaled to
+/// [0,1]); see [`crate::data::arrays`] for what is accepted.
 pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let b = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        bail!("{}: not a .npy file", path.display());
-    }
-    let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
-    let Some(header) = b.get(10..10 + hl).and_then(|h| std::str::from_utf8(h).ok()) else {
-        bail!("{}: truncated .npy header", path.display());
-    };
-    if !header.contains("'<f4'") || header.contains("'fortran_order': True") {
-        bail!("{}: only little-endian float32 C-order arrays are supported", path.display());
-    }
-    let s = header.split("'shape': (").nth(1).and_then(|r| r.split(')').next()).unwrap_or("");
-    let dims: Vec<usize> = s.split(',').filter_map(|t| t.trim().parse().ok()).collect();
-    let data = &b[10 + hl..];
-    let need = dims.iter().try_fold(4usize, |a, &d| a.checked_mul(d));
-    if dims.is_empty() || need != Some(data.len()) {
-        bail!(
-            "{}: payload is {} bytes, but shape {dims:?} needs {}",
-            path.display(),
-            data.len(),
-            need.map_or("more than fits in memory".to_string(), |n| n.to_string())
-        );
-    }
-    Ok((dims, data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
+    crate::data::arrays::read(path, None).map(|a| (a.dims, a.values))
 }
 
 #[cfg(test)]
@@ -113,7 +83,7 @@ mod tests {
         let v: Vec<f32> = (0..12).map(|i| i as f32 / 11.0).collect();
         let bytes = npy_bytes(&v, shape);
         let hl = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-        assert_eq!((10 + hl) % 64, 0);
+        assert_eq!((10 + hl) % 16, 0, "numpy aligns the data to 16 bytes");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.npy");
         save_npy(&v, shape, &p).unwrap();
