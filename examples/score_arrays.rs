@@ -1,5 +1,5 @@
 //! Score images from any source with latentlab's metrics: here uniform noise and a trained run's
-//! samples, against the test set of the run's dataset.
+//! samples, against the test set of the run's dataset. A trained model must beat noise.
 //!
 //! cargo run --release --example score_arrays -- RUN_FOLDER
 
@@ -31,5 +31,6 @@ fn main() -> anyhow::Result<()> {
         fid(&samples),
         recall(&samples)
     );
+    anyhow::ensure!(fid(&samples) < fid(&noise), "the model's samples do not beat uniform noise");
     Ok(())
 }

@@ -13,13 +13,14 @@ fn a_run_samples_encodes_and_decodes_like_the_cli() {
         Options {
             dataset: Some("digits".into()),
             data_dir: Some(shared_data()),
-            epochs: Some(3),
+            epochs: Some(200),
+            latent_dim: Some(8),
             ..Default::default()
         },
     )
     .unwrap();
     let run = Run::train(&cfg, dir.path().join("vae")).unwrap();
-    assert_eq!((run.model(), run.latent_dim()), (ModelKind::Vae, 20));
+    assert_eq!((run.model(), run.latent_dim()), (ModelKind::Vae, 8));
     let shape = ImageShape { channels: 1, height: 8, width: 8 };
     assert_eq!(run.shape(), shape);
     let s = run.sample(10, 3).unwrap();
@@ -31,11 +32,11 @@ fn a_run_samples_encodes_and_decodes_like_the_cli() {
     let (_, from_cli) = latentlab::viz::grid::read_npy(&dir.path().join("s.npy")).unwrap();
     assert_eq!(from_cli, s.data);
     let z = run.encode(&s).unwrap();
-    assert_eq!(z.len(), 10 * 20);
+    assert_eq!(z.len(), 10 * 8);
     assert_eq!(run.decode(&z).unwrap().n, 10);
     // Misuse is a one-line error naming the problem.
     let e = run.decode(&z[..7]).unwrap_err().to_string();
-    assert!(e.contains("not a whole number of 20-dimensional codes"), "{e}");
+    assert!(e.contains("not a whole number of 8-dimensional codes"), "{e}");
     let wrong = Images::new(ImageShape { channels: 1, height: 4, width: 4 }, vec![0.5; 32]).unwrap();
     assert!(run.encode(&wrong).unwrap_err().to_string().contains("takes"));
     assert!(Images::new(shape, vec![0.5; 63]).is_err());
@@ -53,6 +54,15 @@ fn a_run_samples_encodes_and_decodes_like_the_cli() {
     let grey = Images::new(shape, vec![0.5; 300 * 64]).unwrap();
     let g = latentlab::score(&grey, "digits", Some(&shared_data()), &o).unwrap().fid.unwrap();
     assert!(a.is_finite() && g.is_finite() && a != g, "{a} {g}");
+    // A trained model's samples are far closer to the data than uniform noise is.
+    let mut state = 9u64;
+    let uniform = (0..300 * 64).map(|_| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    });
+    let noise = latentlab::score(&Images::new(shape, uniform.collect()).unwrap(), "digits", Some(&shared_data()), &o);
+    let n = noise.unwrap().fid.unwrap();
+    assert!(a < n / 2.0 && r.fid.unwrap() < n / 2.0, "samples {a}, evaluate {:?}, noise {n}", r.fid);
     let e = latentlab::score(&wrong, "digits", Some(&shared_data()), &o).unwrap_err().to_string();
     assert!(e.contains("dataset 'digits' has"), "{e}");
 }
