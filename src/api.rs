@@ -20,7 +20,6 @@ use crate::app::OpenRun;
 use crate::backend::{self, DeviceChoice};
 use crate::data;
 use crate::eval::evaluate::Source;
-use crate::util::{Stream, rng};
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -119,44 +118,28 @@ impl Run {
     /// `n` samples from the prior, drawn with `seed`. A conditional model cycles through its
     /// classes (image i is class i mod K), as `latentlab sample` does.
     pub fn sample(&self, n: usize, seed: u64) -> Result<Images> {
-        let k = self.inner.model.spec.num_classes;
-        let labels: Vec<u8> =
-            if self.model().is_conditional() { (0..n).map(|i| (i % k) as u8).collect() } else { vec![] };
-        self.sample_labels(n, seed, labels)
+        self.sample_labels(n, seed, None)
     }
 
     /// `n` samples of class `class` (conditional models).
     pub fn sample_class(&self, n: usize, class: u8, seed: u64) -> Result<Images> {
-        self.check_class(class)?;
-        self.sample_labels(n, seed, vec![class; n])
+        self.sample_labels(n, seed, Some(class))
     }
 
-    fn sample_labels(&self, n: usize, seed: u64, labels: Vec<u8>) -> Result<Images> {
+    fn sample_labels(&self, n: usize, seed: u64, class: Option<u8>) -> Result<Images> {
         if n == 0 || n > 1_000_000 {
             bail!("sample: n must be between 1 and 1000000, got {n}");
         }
-        let z = self.inner.model.prior(n, &mut rng(seed, Stream::Sample, 0));
-        self.decode_labels(&z, &labels)
+        let labels = self.inner.labels(n, class)?;
+        Ok(Images { shape: self.shape(), n, data: self.inner.sample(n, seed, &labels) })
     }
 
-    fn check_class(&self, class: u8) -> Result<()> {
-        if !self.model().is_conditional() {
-            bail!("model '{}' of {} is not conditional: it takes no class", self.model().name(), self.path().display());
-        }
-        self.inner.check_class(class)
-    }
-
+    /// Labels for encoding or decoding `n` items: a conditional model needs its class named.
     fn labels_for(&self, n: usize, class: Option<u8>) -> Result<Vec<u8>> {
-        match class {
-            Some(c) => {
-                self.check_class(c)?;
-                Ok(vec![c; n])
-            }
-            None if self.model().is_conditional() => {
-                bail!("model '{}' is conditional: use encode_class/decode_class with the class", self.model().name())
-            }
-            None => Ok(vec![]),
+        if class.is_none() && self.model().is_conditional() {
+            bail!("model '{}' is conditional: use encode_class/decode_class with the class", self.model().name());
         }
+        self.inner.labels(n, class)
     }
 
     /// The encoder's code for each image (posterior means for VAEs), `images.n × latent_dim`

@@ -187,7 +187,7 @@ fn adversarial_resume_is_exact() {
     train_run(&part, &cfg(Some(30))); // 24 batches per epoch: stops mid-epoch 2
     let (rd, mut c) = latentlab::run::RunDir::open(&part).unwrap();
     c.max_steps = None;
-    let ck = latentlab::train::checkpoint::Checkpoint::load(&rd.latest()).unwrap();
+    let ck = latentlab::run::checkpoint::Checkpoint::load(&rd.latest()).unwrap();
     let data = latentlab::data::load("digits", Some(&shared_data())).unwrap();
     latentlab::train::train(&rd, &c, &data, Some(ck)).unwrap();
     let w = |r: &std::path::Path| {
@@ -256,7 +256,7 @@ fn ema_generator_is_what_samples_use_and_checkpoints_restore() {
     train_run(&part, &cfg(Some(30)));
     let (rd, mut c) = latentlab::run::RunDir::open(&part).unwrap();
     c.max_steps = None;
-    let ck = latentlab::train::checkpoint::Checkpoint::load(&rd.latest()).unwrap();
+    let ck = latentlab::run::checkpoint::Checkpoint::load(&rd.latest()).unwrap();
     let data = latentlab::data::load("digits", Some(&shared_data())).unwrap();
     latentlab::train::train(&rd, &c, &data, Some(ck)).unwrap();
     let load = |r: &std::path::Path| latentlab::run::load_model(r, latentlab::run::Which::Latest, &device).unwrap().1;

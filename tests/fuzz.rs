@@ -5,7 +5,7 @@
 
 use latentlab::config::{Options, RunConfig};
 use latentlab::data::{digits, idx};
-use latentlab::train::checkpoint::Checkpoint;
+use latentlab::run::checkpoint::Checkpoint;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -60,7 +60,7 @@ fn valid_idx() -> Vec<u8> {
 }
 
 fn valid_checkpoint() -> Vec<u8> {
-    use latentlab::train::checkpoint::{Meta, TrainState};
+    use latentlab::run::checkpoint::{Meta, TrainState};
     let cfg = RunConfig::resolve(latentlab::models::ModelKind::Vae, Options::default()).unwrap();
     let spec = latentlab::models::ModelSpec {
         kind: cfg.model,

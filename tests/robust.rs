@@ -105,7 +105,7 @@ fn killed_at_random_moments_the_run_resumes_bit_identically() {
                 }
                 // After any kill the folder is loadable: a checkpoint is either the old or the new one.
                 if victim.join("checkpoints/latest.ckpt").exists() {
-                    latentlab::train::checkpoint::Checkpoint::load(&victim.join("checkpoints/latest.ckpt"))
+                    latentlab::run::checkpoint::Checkpoint::load(&victim.join("checkpoints/latest.ckpt"))
                         .expect("a checkpoint is never half-written");
                 }
             }
@@ -144,7 +144,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     assert!(err.contains("checkpoint saved") && err.contains("latentlab resume"), "{err}");
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "interrupted");
-    let ck = latentlab::train::checkpoint::Checkpoint::load(&run.join("checkpoints/latest.ckpt")).unwrap();
+    let ck = latentlab::run::checkpoint::Checkpoint::load(&run.join("checkpoints/latest.ckpt")).unwrap();
     assert_eq!(ck.meta.state.step, summary["steps"].as_u64().unwrap());
     // And it continues from there.
     let target = (ck.meta.state.epoch + 1).to_string();
@@ -165,7 +165,7 @@ fn divergence_keeps_the_last_good_checkpoint_or_rolls_back() {
     assert!(err.contains("diverged at step 25") && err.contains("'loss'") && err.contains("latest.ckpt"), "{err}");
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "diverged");
-    let ck = latentlab::train::checkpoint::Checkpoint::load(&run.join("checkpoints/latest.ckpt")).unwrap();
+    let ck = latentlab::run::checkpoint::Checkpoint::load(&run.join("checkpoints/latest.ckpt")).unwrap();
     // Checkpoints every 10 steps and at epoch ends (12 steps per digits epoch): 10, 12, 20, 24.
     assert_eq!(ck.meta.state.step, 24, "the last good checkpoint is the one before the NaN");
 

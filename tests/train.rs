@@ -4,7 +4,7 @@ mod common;
 use common::{quick_config, shared_data, train_run};
 use latentlab::config::Options;
 use latentlab::models::ModelKind;
-use latentlab::train::checkpoint::Checkpoint;
+use latentlab::run::checkpoint::Checkpoint;
 use latentlab::train::log;
 
 fn step_losses(run: &std::path::Path) -> Vec<f64> {

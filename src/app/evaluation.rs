@@ -88,12 +88,7 @@ pub fn evaluate(a: EvalRequest) -> Result<Evaluated> {
             let dims = [s.n, shape.channels, shape.height, shape.width];
             evaluate::check_samples(&dims, &s.images, shape, file, s.layout)?;
             let images = s.images;
-            let feats = o
-                .needs_features()
-                .then(|| {
-                    crate::eval::features::load_or_train(&data, &data::data_dir(a.data_dir.as_deref()), false, true)
-                })
-                .transpose()?;
+            let feats = features_for(&o, &data, a.data_dir.as_deref())?;
             let out = a.out.clone().unwrap_or_else(|| file.with_extension("eval.json"));
             o.nearest_png = Some(out.with_extension("nearest.png"));
             let src = Source::Samples { images, origin: file.clone() };
@@ -113,10 +108,7 @@ pub fn evaluate(a: EvalRequest) -> Result<Evaluated> {
                     model.spec.shape
                 );
             }
-            let feats = o
-                .needs_features()
-                .then(|| crate::eval::features::load_or_train(&data, &data::data_dir(dd.as_deref()), false, true))
-                .transpose()?;
+            let feats = features_for(&o, &data, dd.as_deref())?;
             o.nearest_png = Some(run.dir.final_file("nearest.png"));
             let info = serde_json::json!({
                 "path": run_path.display().to_string(), "model": model.spec.kind.name(), "dataset": ds,

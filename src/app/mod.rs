@@ -38,13 +38,41 @@ impl OpenRun {
         data::load_with(&self.cfg.dataset, data_dir.or(self.cfg.data_dir.as_deref()), &self.cfg.transform())
     }
 
-    /// `--class` of a conditional model must name one of its classes.
+    /// `--class` must be given to a conditional model and name one of its classes.
     pub fn check_class(&self, class: u8) -> Result<()> {
         let spec = &self.model.spec;
-        if spec.kind.is_conditional() && class as usize >= spec.num_classes {
-            bail!("--class {class} out of range: the model has {} classes", spec.num_classes);
+        if !spec.kind.is_conditional() {
+            bail!(
+                "--class {class}: model '{}' of {} is not conditional; train a cvae or cgan to generate a chosen class",
+                spec.kind.name(),
+                self.dir.path.display()
+            );
+        }
+        if class as usize >= spec.num_classes {
+            bail!(
+                "--class {class} out of range: the model knows classes 0..{} ({})",
+                spec.num_classes - 1,
+                self.class_names.join(", ")
+            );
         }
         Ok(())
+    }
+
+    /// Labels of `n` generated images: `class` for all, or — for a conditional model given none —
+    /// the classes in turn (image i is class i mod K); none for an unconditional model.
+    pub fn labels(&self, n: usize, class: Option<u8>) -> Result<Vec<u8>> {
+        let spec = &self.model.spec;
+        match class {
+            Some(c) => self.check_class(c).map(|()| vec![c; n]),
+            None if spec.kind.is_conditional() => Ok((0..n).map(|i| (i % spec.num_classes) as u8).collect()),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// `n` images from prior draws of `seed` (the stream `sample --seed` uses), decoded with `labels`.
+    pub fn sample(&self, n: usize, seed: u64, labels: &[u8]) -> Vec<f32> {
+        let z = self.model.prior(n, &mut crate::util::rng(seed, crate::util::Stream::Sample, 0));
+        self.model.decode_host(&z, labels)
     }
 }
 

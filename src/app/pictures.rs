@@ -119,27 +119,8 @@ pub fn sample(a: SampleRequest) -> Result<PathBuf> {
         bail!("--n must be between 1 and 1000000, got {}", a.n);
     }
     let run = OpenRun::open(&a.run, a.checkpoint, backend::device(a.device)?)?;
-    let (model, class_names) = (&run.model, &run.class_names);
-    let labels = match a.class {
-        Some(c) if !model.spec.kind.is_conditional() => bail!(
-            "--class {c}: model '{}' of {} is not conditional; train a cvae to generate a chosen class",
-            model.spec.kind.name(),
-            a.run.display()
-        ),
-        Some(c) if c as usize >= model.spec.num_classes => {
-            bail!(
-                "--class {c} out of range: the model knows classes 0..{} ({})",
-                model.spec.num_classes - 1,
-                class_names.join(", ")
-            )
-        }
-        Some(c) => vec![c; a.n],
-        // Unconditional call of a conditional model: cycle through the classes.
-        None if model.spec.kind.is_conditional() => (0..a.n).map(|i| (i % model.spec.num_classes) as u8).collect(),
-        None => vec![],
-    };
-    let z = model.prior(a.n, &mut rng(a.seed, Stream::Sample, 0));
-    let imgs = model.decode_host(&z, &labels);
+    let model = &run.model;
+    let imgs = run.sample(a.n, a.seed, &run.labels(a.n, a.class)?);
     let out = a.out.unwrap_or_else(|| run.dir.final_file("sample.png"));
     match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("npy") => viz::grid::save_npy(&imgs, model.spec.shape, &out)?,
@@ -159,8 +140,9 @@ pub fn latent_map(a: LatentMapRequest) -> Result<Vec<PathBuf>> {
     if a.grid < 2 || a.grid > 100 {
         bail!("--grid must be between 2 and 100, got {}", a.grid);
     }
-    if model.spec.kind.is_conditional() && a.class as usize >= model.spec.num_classes {
-        bail!("--class {} out of range: the model has {} classes", a.class, model.spec.num_classes);
+    // Unconditional models ignore --class (its default is 0).
+    if model.spec.kind.is_conditional() {
+        run.check_class(a.class)?;
     }
     let data = run.data(a.data_dir.as_deref())?;
     let out = a.out.unwrap_or_else(|| run.dir.final_dir());
@@ -176,12 +158,7 @@ pub fn walk(a: WalkRequest) -> Result<PathBuf> {
     let model = &run.model;
     let k = model.spec.num_classes;
     if let Some(c) = a.class {
-        if !model.spec.kind.is_conditional() {
-            bail!("--class {c}: model '{}' is not conditional", model.spec.kind.name());
-        }
-        if c as usize >= k {
-            bail!("--class {c} out of range: the model has {k} classes");
-        }
+        run.check_class(c)?;
     }
     let ends = model.prior(2 * a.rows, &mut rng(a.seed, Stream::Sample, 1));
     let l = model.spec.latent_dim;
@@ -209,8 +186,8 @@ pub fn arithmetic(a: ArithmeticRequest) -> Result<PathBuf> {
     let model = &run.model;
     let spec = model.spec.clone();
     let l = spec.latent_dim;
-    if spec.kind.is_conditional() && a.class as usize >= spec.num_classes {
-        bail!("--class {} out of range: the model has {} classes", a.class, spec.num_classes);
+    if spec.kind.is_conditional() {
+        run.check_class(a.class)?;
     }
     let cond = |n: usize| if spec.kind.is_conditional() { vec![a.class; n] } else { vec![] };
     // The sample sheet `sample --seed S` draws; indices past its length are refused.

@@ -11,14 +11,18 @@ use crate::data::{Binarize, Range};
 use anyhow::Result;
 use burn::prelude::Device;
 
-/// How a model is trained: the optimiser pattern and which step function runs it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a model is trained: the optimiser pattern and which step function runs it. Serialised as
+/// the words the comparison report shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Family {
     /// One optimiser on a likelihood bound or reconstruction loss (AE, VAE, CVAE).
+    #[serde(rename = "likelihood")]
     Likelihood,
     /// Generator against discriminator, alternating (GAN, DCGAN, cGAN, LSGAN).
+    #[serde(rename = "GAN")]
     Adversarial,
     /// An autoencoder whose codes a latent discriminator pushes to the prior (AAE).
+    #[serde(rename = "adversarial autoencoder")]
     AdversarialAutoencoder,
 }
 

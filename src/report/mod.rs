@@ -50,30 +50,6 @@ fn status_or_unknown<S: Serializer>(s: &Option<Status>, ser: S) -> Result<S::Ok,
     ser.serialize_str(s.map_or("unknown", Status::as_str))
 }
 
-/// The family a model belongs to, for the reader; code decides on `ModelKind` itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Family {
-    /// AE, VAE, CVAE.
-    #[serde(rename = "likelihood")]
-    Likelihood,
-    #[serde(rename = "adversarial autoencoder")]
-    AdversarialAutoencoder,
-    #[serde(rename = "GAN")]
-    Gan,
-}
-
-impl Family {
-    pub fn of(kind: ModelKind) -> Family {
-        if kind.is_gan() {
-            Family::Gan
-        } else if kind == ModelKind::Aae {
-            Family::AdversarialAutoencoder
-        } else {
-            Family::Likelihood
-        }
-    }
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub name: String,
@@ -81,7 +57,7 @@ pub struct RunReport {
     /// Serialised as its name ("vae", "dcgan"…).
     pub model: ModelKind,
     pub dataset: String,
-    pub family: Family,
+    pub family: crate::models::Family,
     pub training: Training,
     pub eval: EvalReport,
     pub verdicts: verdict::RunVerdicts,
@@ -136,7 +112,7 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
         path: path.to_path_buf(),
         model: kind,
         dataset: cfg.dataset.clone(),
-        family: Family::of(kind),
+        family: kind.family(),
         training,
         eval,
         verdicts,

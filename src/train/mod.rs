@@ -12,8 +12,6 @@ mod step;
 pub mod tensorboard;
 pub mod trainer;
 
-/// Checkpoints live with the run folder; re-exported for callers that think of them as training's.
-pub use crate::run::checkpoint;
 pub use artifacts::{fixed_grid_codes, loss_curves, recon_grid};
 pub use progress::{evaluate, progress};
 pub use trainer::{Diverged, Interrupted, train};

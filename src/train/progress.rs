@@ -1,9 +1,9 @@
 //! What a person watching training sees: progress bars, loss means, the per-epoch test evaluation.
 
-use super::checkpoint::Sums;
 use crate::data::Batch;
 use crate::models::Model;
 use crate::models::blocks::matrix;
+use crate::run::checkpoint::Sums;
 use crate::util::{Stream, normal_vec, rng};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};

@@ -3,7 +3,6 @@
 //! pictures (`artifacts.rs`), checkpoints and the summary.
 
 use super::artifacts::{epoch_pictures, final_pictures};
-use super::checkpoint::{Checkpoint, Meta, Sums, TrainState, decode_optims, encode_optims, load_net};
 use super::log::MetricsLog;
 use super::progress::{evaluate, fmt_losses, means, progress_bar};
 pub use super::step::{optimizers, spec_for, step};
@@ -15,6 +14,7 @@ use crate::data::{Loader, Splits};
 use crate::models::blocks::matrix;
 use crate::models::{Model, ModelSpec, Net};
 use crate::run::RunDir;
+use crate::run::checkpoint::{Checkpoint, Meta, Sums, TrainState, decode_optims, encode_optims, load_net};
 use crate::util::{Stream, rng};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;

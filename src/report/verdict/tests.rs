@@ -1,6 +1,6 @@
 use super::*;
 use crate::eval::report::RealCoverage;
-use crate::report::{Family, RunReport, Training};
+use crate::report::{RunReport, Training};
 
 fn training(cv: f64, d: Option<(f64, f64)>) -> Training {
     Training {
@@ -47,7 +47,7 @@ fn run(model: ModelKind, t: Training, e: EvalReport) -> RunReport {
         path: "x".into(),
         model,
         dataset: "mnist".into(),
-        family: Family::of(model),
+        family: model.family(),
         training: t,
         eval: e,
         verdicts,
@@ -175,7 +175,7 @@ fn claims_pick_sides_by_model_kind() {
         (&e["family"], &e["training"]["status"]),
         (&serde_json::json!("likelihood"), &serde_json::json!("completed"))
     );
-    assert_eq!(serde_json::to_value(Family::of(ModelKind::Dcgan)).unwrap(), "GAN");
+    assert_eq!(serde_json::to_value(ModelKind::Dcgan.family()).unwrap(), "GAN");
     let unknown = Training { status: None, ..training(0.01, None) };
     assert_eq!(serde_json::to_value(&unknown).unwrap()["status"], "unknown");
 }
