@@ -2,6 +2,7 @@
 
 use crate::app::compare::{self, CompareRequest};
 use crate::app::evaluation::{self, EvalRequest};
+use crate::app::explore::ExploreRequest;
 use crate::app::pictures::{self, ArithmeticRequest, LatentMapRequest, SampleRequest, WalkRequest};
 use crate::app::training::{self, ResumeRequest, TrainRequest, Trained};
 use crate::app::{self, ExportRequest, Exported};
@@ -41,6 +42,9 @@ pub enum Command {
     /// "VAE or GAN?": train (or reuse) runs, evaluate them, write one self-contained HTML report
     /// (+ report.json) with the seeds' table filled by measurements.
     Compare(CompareRequest),
+    /// Walk runs' latent spaces in the browser: serves a page (map, sliders, walks, arithmetic,
+    /// live training curves) on 127.0.0.1 until Ctrl-C.
+    Explore(ExploreRequest),
     /// The domain feature network behind FID/KID/precision-recall/coverage.
     Features {
         #[command(subcommand)]
@@ -89,6 +93,10 @@ pub struct BenchArgs {
     /// and threads), interleaved round by round with ours, and add its samples/s and the ratio.
     #[arg(long)]
     pub pytorch: Option<PathBuf>,
+    /// Instead of training steps: the explorer's decode latency for these runs (a grid of 64
+    /// images requested over HTTP `--steps` times after `--warmup`; median and 90th percentile).
+    #[arg(long, num_args = 1.., value_name = "RUN")]
+    pub explore: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +173,18 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Explore(a) => {
+            let server = app::explore::start(a)?;
+            for w in &server.warnings {
+                eprintln!("warning: {w}");
+            }
+            // The URL is the first line on stdout (scripts and tests read it), flushed at once.
+            println!("{}", server.url());
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            eprintln!("serving until Ctrl-C");
+            server.serve()
+        }
         Command::Compare(a) => {
             crate::util::install_interrupt_handler();
             let c = compare::compare(a)?;
@@ -222,6 +242,17 @@ fn print_paths(paths: &[PathBuf]) -> Result<()> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
+    if !a.explore.is_empty() {
+        let rows = crate::bench::explore::decode_latency(&a.explore, a.warmup, a.steps)?;
+        if a.json {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r)?);
+            }
+        } else {
+            print!("{}", crate::bench::explore::latency_table(&rows));
+        }
+        return Ok(());
+    }
     let models = if a.model.is_empty() { crate::bench::BenchModel::ALL.to_vec() } else { a.model };
     let opts = crate::bench::BenchOptions {
         models,

@@ -53,6 +53,9 @@ pub mod data;
 pub mod eval;
 #[doc(hidden)]
 #[allow(rustdoc::all)]
+pub mod explore;
+#[doc(hidden)]
+#[allow(rustdoc::all)]
 pub mod export;
 #[doc(hidden)]
 #[allow(rustdoc::all)]

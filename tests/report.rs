@@ -4,6 +4,7 @@
 
 mod common;
 use base64::Engine;
+use common::cdp::chromium;
 use common::*;
 use std::path::{Path, PathBuf};
 
@@ -13,23 +14,6 @@ fn cache() -> PathBuf {
 
 fn cli_cached(args: &[&str], cwd: &Path) -> (bool, String, String) {
     cli_env(args, cwd, &[("LATENTLAB_CACHE", &cache())])
-}
-
-/// Chromium from $LATENTLAB_CHROMIUM or the usual names; None only when LATENTLAB_SKIP_BROWSER=1.
-fn chromium() -> Option<String> {
-    let candidates = std::env::var("LATENTLAB_CHROMIUM")
-        .into_iter()
-        .chain(["chromium", "chromium-browser", "google-chrome"].map(String::from));
-    for c in candidates {
-        if std::process::Command::new(&c).arg("--version").output().is_ok_and(|o| o.status.success()) {
-            return Some(c);
-        }
-    }
-    if std::env::var("LATENTLAB_SKIP_BROWSER").is_ok_and(|v| v == "1") {
-        eprintln!("LATENTLAB_SKIP_BROWSER=1: skipping the headless-browser check");
-        return None;
-    }
-    panic!("the report test needs headless Chromium (apt-get install chromium), or LATENTLAB_SKIP_BROWSER=1");
 }
 
 fn headless(browser: &str, extra: &[&str], page: &Path, profile: &Path) -> std::process::Output {

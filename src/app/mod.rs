@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod evaluation;
+pub mod explore;
 pub mod pictures;
 pub mod training;
 
@@ -69,10 +70,14 @@ impl OpenRun {
         }
     }
 
+    /// `n` prior draws of `seed` [n × latent]: the codes of the sheet `sample --seed` draws.
+    pub fn prior_sheet(&self, n: usize, seed: u64) -> Vec<f32> {
+        self.model.prior(n, &mut crate::util::rng(seed, crate::util::Stream::Sample, 0))
+    }
+
     /// `n` images from prior draws of `seed` (the stream `sample --seed` uses), decoded with `labels`.
     pub fn sample(&self, n: usize, seed: u64, labels: &[u8]) -> Vec<f32> {
-        let z = self.model.prior(n, &mut crate::util::rng(seed, crate::util::Stream::Sample, 0));
-        self.model.decode_host(&z, labels)
+        self.model.decode_host(&self.prior_sheet(n, seed), labels)
     }
 }
 

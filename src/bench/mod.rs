@@ -10,6 +10,7 @@
 //! differences being measured; interleaving exposes both sides to the same drift, and the ratio
 //! reported is the median of the per-round ratios.
 
+pub mod explore;
 pub mod flops;
 pub mod peak;
 mod reference;

@@ -49,6 +49,33 @@ impl RunLock {
     }
 }
 
+/// The pid of the process training `run` right now, if any — without touching the lock (taking
+/// it, even shared and briefly, could make a trainer starting at that instant fail). On Linux,
+/// /proc/locks lists who holds a lock on the file's inode; elsewhere, the pid the file records
+/// is reported while that process exists (it may since have let go: only displays use this).
+pub fn holder(run: &Path) -> Option<u32> {
+    let path = run.join(".lock");
+    let pid: u32 = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+    if let Ok(locks) = std::fs::read_to_string("/proc/locks") {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(&path).ok()?.ino();
+        // "1: FLOCK  ADVISORY  WRITE 6168 08:01:123456 0 EOF": pid, then dev:inode.
+        return locks
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (kind, pid, id) = (*f.get(1)?, f.get(4)?.parse::<u32>().ok()?, *f.get(5)?);
+                (kind == "FLOCK" && id.rsplit(':').next()?.parse::<u64>().ok()? == ino).then_some(pid)
+            })
+            .next();
+    }
+    // Signal 0 only checks that the process exists (EPERM: it exists, owned by someone else).
+    let alive = pid as i32 > 0
+        && (unsafe { libc::kill(pid as i32, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+    alive.then_some(pid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +90,16 @@ mod tests {
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         drop(first);
         RunLock::acquire(dir.path()).unwrap();
+    }
+
+    /// `holder` reports the lock while it is held and not after, though the pid stays in the file.
+    #[test]
+    fn holder_sees_the_lock_only_while_it_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(holder(dir.path()), None);
+        let lock = RunLock::acquire(dir.path()).unwrap();
+        assert_eq!(holder(dir.path()), Some(std::process::id()));
+        drop(lock);
+        assert_eq!(holder(dir.path()), None);
     }
 }

@@ -3,7 +3,7 @@
 //! path inside it is spelled here. One process writes a run at a time (`RunLock`).
 
 pub mod checkpoint;
-mod lock;
+pub mod lock;
 
 pub use lock::RunLock;
 

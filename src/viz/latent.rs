@@ -47,13 +47,23 @@ pub fn norm_ppf(p: f64) -> f64 {
     }
 }
 
-/// Mean and the top two principal directions of row vectors `x` [n × d]: the eigenvectors of the
-/// covariance with the two largest eigenvalues (nalgebra's symmetric eigensolver — a fixed number
-/// of power iterations stalls when the top eigenvalues are close). Each direction's sign makes its
-/// largest-magnitude component positive (the first of near-equal ones), so pictures are
-/// reproducible. With d < 2 the missing direction is zero.
+/// Mean and the top two principal directions of row vectors `x` [n × d] (see `pca`). With d < 2
+/// the missing direction is zero.
 pub fn pca2(x: &[f32], d: usize) -> (Vec<f64>, [Vec<f64>; 2]) {
-    let n = x.len() / d;
+    let (mean, mut top) = pca(x, d, 2);
+    let axis = |t: Option<(f64, Vec<f64>)>| t.map_or_else(|| vec![0.0; d], |(_, v)| v);
+    let second = (top.len() > 1).then(|| top.remove(1));
+    let first = top.into_iter().next();
+    (mean, [axis(first), axis(second)])
+}
+
+/// Mean and the top `k` principal directions of row vectors `x` [n × d], as (variance, unit
+/// direction), largest variance first: the eigenvectors of the covariance (nalgebra's symmetric
+/// eigensolver — a fixed number of power iterations stalls when the top eigenvalues are close).
+/// Each direction's sign makes its largest-magnitude component positive (the first of near-equal
+/// ones), so pictures are reproducible. At most min(k, d) directions.
+pub fn pca(x: &[f32], d: usize, k: usize) -> (Vec<f64>, Vec<(f64, Vec<f64>)>) {
+    let n = (x.len() / d.max(1)).max(1);
     let mut mean = vec![0f64; d];
     for r in x.chunks(d) {
         for (m, &v) in mean.iter_mut().zip(r) {
@@ -73,17 +83,16 @@ pub fn pca2(x: &[f32], d: usize) -> (Vec<f64>, [Vec<f64>; 2]) {
     // Eigenvalues largest first; equal ones keep the solver's order.
     let mut order: Vec<usize> = (0..d).collect();
     order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
-    let axis = |k: usize| -> Vec<f64> {
-        let Some(&col) = order.get(k) else { return vec![0.0; d] };
+    let axis = |col: usize| -> (f64, Vec<f64>) {
         let v: Vec<f64> = eig.eigenvectors.column(col).iter().copied().collect();
         let big = v.iter().fold(0.0f64, |m, c| m.max(c.abs()));
         // The first component within rounding of the largest decides, so ties (e.g. (1, −1)/√2)
         // do not flip with the last bits of the solver.
         let lead = v.iter().find(|c| c.abs() >= big * (1.0 - 1e-9)).copied().unwrap_or(0.0);
         let sign = if lead < 0.0 { -1.0 } else { 1.0 };
-        v.into_iter().map(|c| sign * c).collect()
+        (eig.eigenvalues[col].max(0.0), v.into_iter().map(|c| sign * c).collect())
     };
-    (mean, [axis(0), axis(1)])
+    (mean, order.into_iter().take(k).map(axis).collect())
 }
 
 /// Write `latent-scatter.png` and `latent-manifold.png` into `out`; returns their paths.

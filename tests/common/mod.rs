@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 //! Helpers shared by the integration tests: the real datasets in ../shared/data and small runs.
 
+pub mod cdp;
 use latentlab::config::{Options, RunConfig};
 use latentlab::models::ModelKind;
 use std::path::{Path, PathBuf};
