@@ -587,9 +587,15 @@ fn chromium_drives_the_page_map_sliders_walk_arithmetic_and_the_run_picker() {
     b.wait_for("document.body.dataset.ready === '1' && !document.getElementById('class-picker').hidden", long);
     let v = version(&mut b);
     let before = src(&mut b, "decoded");
-    b.eval("(() => { const c = document.getElementById('class'); c.value = '7'; c.dispatchEvent(new Event('change')); })()");
+    // It starts on test image 0 reconstructed with that image's own class.
+    let cur = b.eval("Number(document.getElementById('class').value)").as_i64().unwrap();
+    let first_label = ok(post(&s, "/api/runs/cvae/encode", &json!({"indices": [0]})))["labels"][0].as_i64();
+    assert_eq!(Some(cur), first_label, "the class selector does not follow the test image's label");
+    let next = (cur + 1) % 10;
+    b.eval(&format!("(() => {{ const c = document.getElementById('class'); c.value = '{next}'; c.dispatchEvent(new Event('change')); }})()"));
     b.wait_for(&format!("Number(document.getElementById('decoded').dataset.version) > {v}"), long);
-    assert_ne!(src(&mut b, "decoded"), before, "class 7 decodes like class 0");
+    assert_ne!(src(&mut b, "decoded"), before, "class {next} decodes like class {cur}");
+    b.wait_for("document.getElementById('decoded-caption').textContent.includes('drawn as class')", long);
 
     // The AE's 2-d plane.
     b.eval(

@@ -349,7 +349,12 @@
     const at = `(${fmt(u)}, ${s.space.directions[1] ? fmt(v) : "–"})`;
     if (!s.source) return `Current code at ${at}`;
     const what = `test image #${s.source.index}`;
-    return s.source.edited ? `${what}, moved with the sliders, at ${at}` : `Reconstruction of ${what} at ${at}`;
+    if (s.source.edited) return `${what}, moved with the sliders, at ${at}`;
+    // A conditional model's code holds the style; drawn as another class it is a style transfer.
+    if (s.run.conditional && s.source.label != null && s.source.label !== s.label) {
+      return `The style of ${what} (class ${className(s, s.source.label)}) drawn as class ${className(s, s.label)}`;
+    }
+    return `Reconstruction of ${what} at ${at}`;
   }
 
   /** Make `code` the current code: sliders, marker and #decoded follow. */
@@ -366,6 +371,11 @@
     updateSliders(s);
     drawMap(s);
     s.requestDecode({ code, preview: false });
+    // A conditional model reconstructs a test image with its own class; pick another to transfer its style.
+    if (s.run.conditional && source && source.label != null && source.label !== s.label) {
+      $("class").value = String(source.label);
+      $("class").dispatchEvent(new Event("change"));
+    }
   }
 
   const className = (s, k) => (s.run.classes && s.run.classes[k] != null ? s.run.classes[k] : String(k));
