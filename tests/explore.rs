@@ -391,7 +391,6 @@ fn bad_requests_get_a_4xx_and_a_message_and_the_server_keeps_serving() {
     let _ = raw_no_reply(s.port, b"\x00\x01\x02 NOT HTTP\r\n\r\n");
     let _ = raw_no_reply(s.port, b"POST /api/runs/vae/decode HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"co");
     assert_eq!(ok(get(&s, "/api/runs"))["runs"].as_array().unwrap().len(), 2);
-    let _ = Path::new(&s.url);
 }
 
 /// Send bytes and hang up without waiting for a whole answer.
@@ -412,7 +411,7 @@ fn many_clients_share_one_loaded_model_and_a_run_in_progress_is_followed() {
     );
     train_run(&run, &cfg);
     let s = serve(&[&run], &[]);
-    let (port, url) = (s.port, s.url.clone());
+    let port = s.port;
 
     // 16 clients × 4 requests at once: every answer is right, and the model was loaded once.
     let code = json!({ "codes": [vec![0.5; 20]] });
@@ -467,7 +466,6 @@ fn many_clients_share_one_loaded_model_and_a_run_in_progress_is_followed() {
     let reset = ok(get(&s, &format!("/api/runs/ae/metrics?from={len}")));
     assert_eq!(reset["reset"], true);
     assert_eq!(reset["records"][0]["step"], 1);
-    let _ = url;
 }
 
 #[test]

@@ -3,7 +3,6 @@
 
 use super::OpenRun;
 use crate::backend::{self, DeviceChoice};
-use crate::data;
 use crate::run::Which;
 use crate::util::{Stream, rng};
 use crate::viz;
@@ -224,10 +223,7 @@ pub fn arithmetic(a: ArithmeticRequest) -> Result<PathBuf> {
                 if idx.is_empty() {
                     bail!("label:{k}: no test image has label {k} ({} classes)", d.test.num_classes);
                 }
-                let sub = d.test.subset(&idx);
-                let loader = data::Loader::new(&sub, idx.len(), data::Binarize::None, spec.kind.range(), 0);
-                let b = &loader.eval_batches(idx.len())[0];
-                let z = model.encode_host(&b.x, &b.labels)?;
+                let z = model.encode_dataset(&d.test.subset(&idx))?;
                 Ok(z.chunks(l).map(<[f32]>::to_vec).collect())
             }
         }

@@ -4,7 +4,8 @@ use super::http::{ApiError, ApiResult, Call, Reply, State};
 use super::runs::{ExploredRun, Loaded};
 use super::space;
 use crate::artifacts::Summary;
-use crate::data::{self, Binarize, ImageShape};
+use crate::data::ImageShape;
+use crate::eval::features::unit;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -163,10 +164,8 @@ pub fn encode(r: &ExploredRun, c: &Call) -> ApiResult<Reply> {
     let test = l.test()?;
     let idx = test_indices(test, &body.indices)?;
     let sub = test.subset(&idx);
-    let loader = data::Loader::new(&sub, idx.len(), Binarize::None, spec.kind.range(), 0);
-    let batch = &loader.eval_batches(idx.len())[0];
-    let z = l.run.model.encode_host(&batch.x, &batch.labels).map_err(|e| ApiError::bad(format!("{e:#}")))?;
-    let pixels: Vec<f32> = sub.images.iter().map(|&p| p as f32 / 255.0).collect();
+    let z = l.run.model.encode_dataset(&sub).map_err(|e| ApiError::bad(format!("{e:#}")))?;
+    let pixels = unit(&sub.images);
     Ok(Reply::Json(json!({
         "codes": z.chunks(spec.latent_dim).map(short).collect::<Vec<_>>(),
         "labels": sub.labels,
@@ -200,7 +199,7 @@ pub fn test_image(r: &ExploredRun, c: &Call, file: &str) -> ApiResult<Reply> {
     let l = r.get()?;
     let test = l.test()?;
     let idx = test_indices(test, &[i])?;
-    let pixels: Vec<f32> = test.image(idx[0]).iter().map(|&p| p as f32 / 255.0).collect();
+    let pixels = unit(test.image(idx[0]));
     Ok(Reply::Png(image_png(&pixels, test.shape, 1)?, vec![]))
 }
 
@@ -368,13 +367,7 @@ fn png(img: &image::RgbImage) -> ApiResult<Vec<u8>> {
 
 /// One image (values in [0,1], C×H×W) as a PNG, each pixel a `scale`×`scale` block.
 fn image_png(pixels: &[f32], shape: ImageShape, scale: u32) -> ApiResult<Vec<u8>> {
-    let (h, w, plane) = (shape.height as u32, shape.width as u32, shape.height * shape.width);
-    let img = image::RgbImage::from_fn(w * scale, h * scale, |x, y| {
-        let i = (y / scale) as usize * shape.width + (x / scale) as usize;
-        let px = |c: usize| (pixels[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8;
-        image::Rgb(if shape.channels >= 3 { [px(0), px(1), px(2)] } else { [px(0); 3] })
-    });
-    png(&img)
+    png(&crate::viz::grid::image_rgb(pixels, shape, scale))
 }
 
 fn data_urls(images: &[f32], shape: ImageShape, scale: u32) -> ApiResult<Vec<String>> {

@@ -74,11 +74,6 @@ impl ExploredRun {
             Err(e) => Err(ApiError::conflict(format!("run '{}': {e:#}", self.id))),
         }
     }
-
-    /// The loaded run if one is loaded (for listing without loading).
-    pub fn peek(&self) -> Option<Arc<Loaded>> {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
 }
 
 impl Loaded {

@@ -6,7 +6,6 @@
 use super::api::short;
 use super::http::{ApiError, ApiResult};
 use super::runs::Loaded;
-use crate::data::{Binarize, Loader};
 use serde_json::{Value, json};
 
 /// Slider directions at most.
@@ -38,13 +37,8 @@ pub fn compute(l: &Loaded, n: usize) -> ApiResult<Value> {
 
     let test = l.test()?;
     let head = test.head(n);
-    let loader = Loader::new(&head, 1000, Binarize::None, spec.kind.range(), 0);
-    let mut codes = Vec::with_capacity(head.n * d);
-    let mut labels = Vec::with_capacity(head.n);
-    for b in loader.eval_batches(1000) {
-        codes.extend(model.encode_host(&b.x, &b.labels).map_err(|e| ApiError::bad(format!("{e:#}")))?);
-        labels.extend(b.labels);
-    }
+    let codes = model.encode_dataset(&head).map_err(|e| ApiError::bad(format!("{e:#}")))?;
+    let labels = head.labels.clone().unwrap_or_default();
     let what = if spec.kind.has_posterior() { "posterior-mean codes" } else { "codes" };
     let (basis, center, directions, note): (&str, Vec<f32>, Vec<Vec<f32>>, String) = if d <= 2 {
         (
@@ -74,7 +68,7 @@ pub fn compute(l: &Loaded, n: usize) -> ApiResult<Value> {
         |code: &[f32], dir: &[f32]| -> f32 { code.iter().zip(&center).zip(dir).map(|((x, c), e)| (x - c) * e).sum() };
     let coords: Vec<Vec<f32>> =
         directions.iter().map(|dir| codes.chunks(d).map(|c| project(c, dir)).collect()).collect();
-    let spread: Vec<f32> = coords.iter().map(|v| std(v)).collect();
+    let spread: Vec<f32> = coords.iter().map(|v| crate::eval::stats::mean_std(v).1 as f32).collect();
     let variational_2d = spec.kind.is_variational() && d <= 2;
     let extent = |v: &[f32]| -> [f32; 2] {
         let mut s = v.to_vec();
@@ -110,12 +104,6 @@ pub fn compute(l: &Loaded, n: usize) -> ApiResult<Value> {
         },
         "class_means": class_means,
     }))
-}
-
-fn std(v: &[f32]) -> f32 {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    (v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n).sqrt() as f32
 }
 
 fn variance_total(codes: &[f32], d: usize, mean: &[f64]) -> f64 {

@@ -125,6 +125,17 @@ impl Model {
         out
     }
 
+    /// The mean codes of every image of `data` (grey levels, in the model's input range; each
+    /// image with its label for a conditional encoder) [data.n × latent].
+    pub fn encode_dataset(&self, data: &crate::data::Dataset) -> Result<Vec<f32>> {
+        let loader = crate::data::Loader::new(data, 1000, crate::data::Binarize::None, self.spec.kind.range(), 0);
+        let mut codes = Vec::with_capacity(data.n * self.spec.latent_dim);
+        for b in loader.eval_batches(1000) {
+            codes.extend(self.encode_host(&b.x, &b.labels)?);
+        }
+        Ok(codes)
+    }
+
     /// Encode host images (in model input range) to their mean codes, batched.
     pub fn encode_host(&self, x: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
         if !self.spec.kind.has_encoder() {

@@ -55,7 +55,6 @@ impl RunLock {
 /// is reported while that process exists (it may since have let go: only displays use this).
 pub fn holder(run: &Path) -> Option<u32> {
     let path = run.join(".lock");
-    let pid: u32 = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
     if let Ok(locks) = std::fs::read_to_string("/proc/locks") {
         use std::os::unix::fs::MetadataExt;
         let ino = std::fs::metadata(&path).ok()?.ino();
@@ -69,6 +68,7 @@ pub fn holder(run: &Path) -> Option<u32> {
             })
             .next();
     }
+    let pid: u32 = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
     // Signal 0 only checks that the process exists (EPERM: it exists, owned by someone else).
     let alive = pid as i32 > 0
         && (unsafe { libc::kill(pid as i32, 0) } == 0

@@ -4,6 +4,17 @@ use crate::data::ImageShape;
 use anyhow::Result;
 use std::path::Path;
 
+/// One image (values in [0,1], C×H×W) as RGB, each pixel a `scale`×`scale` block (grey images
+/// repeat their channel).
+pub fn image_rgb(pixels: &[f32], shape: ImageShape, scale: u32) -> image::RgbImage {
+    let plane = shape.height * shape.width;
+    image::RgbImage::from_fn(shape.width as u32 * scale, shape.height as u32 * scale, |x, y| {
+        let i = (y / scale) as usize * shape.width + (x / scale) as usize;
+        let px = |c: usize| (pixels[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8;
+        image::Rgb(if shape.channels >= 3 { [px(0), px(1), px(2)] } else { [px(0); 3] })
+    })
+}
+
 /// Tile `images` (N × shape, values in [0,1]) into a grid with `ncol` columns, 2-pixel gutters,
 /// each image scaled up by an integer factor so small images (8×8, 28×28) stay visible.
 pub fn grid_image(images: &[f32], shape: ImageShape, ncol: usize) -> image::RgbImage {
@@ -18,18 +29,10 @@ pub fn grid_image(images: &[f32], shape: ImageShape, ncol: usize) -> image::RgbI
         nrow as u32 * (h + pad) + pad,
         image::Rgb([40, 40, 40]),
     );
-    let plane = shape.height * shape.width;
-    for k in 0..n {
+    for (k, base) in images.chunks(shape.len()).take(n).enumerate() {
         let (gy, gx) = ((k / ncol) as u32, (k % ncol) as u32);
-        let base = &images[k * shape.len()..(k + 1) * shape.len()];
-        for y in 0..h {
-            for x in 0..w {
-                let (sy, sx) = ((y / scale) as usize, (x / scale) as usize);
-                let px = |c: usize| (base[c * plane + sy * shape.width + sx].clamp(0.0, 1.0) * 255.0).round() as u8;
-                let rgb = if shape.channels >= 3 { [px(0), px(1), px(2)] } else { [px(0); 3] };
-                img.put_pixel(pad + gx * (w + pad) + x, pad + gy * (h + pad) + y, image::Rgb(rgb));
-            }
-        }
+        let tile = image_rgb(base, shape, scale);
+        image::imageops::replace(&mut img, &tile, (pad + gx * (w + pad)) as i64, (pad + gy * (h + pad)) as i64);
     }
     img
 }

@@ -2,7 +2,7 @@
 //! images decoded over the latent plane. With more than two latent dimensions both are drawn in the
 //! plane of the codes' first two principal components (said in the title).
 
-use crate::data::{Binarize, Loader, Range, Splits};
+use crate::data::Splits;
 use crate::models::Model;
 use anyhow::Result;
 use nalgebra::{DMatrix, SymmetricEigen};
@@ -107,13 +107,8 @@ pub fn latent_map(
     let spec = &model.spec;
     let d = spec.latent_dim;
     let test = data.test.head(n_points);
-    let loader = Loader::new(&test, 1000, Binarize::None, Range::Unit, 0);
-    let mut codes = Vec::new();
-    let mut labels = Vec::new();
-    for b in loader.eval_batches(1000) {
-        codes.extend(model.encode_host(&b.x, &b.labels)?);
-        labels.extend(b.labels);
-    }
+    let codes = model.encode_dataset(&test)?;
+    let labels = test.labels.clone().unwrap_or_else(|| vec![0; test.n]);
     // The plane: the latent axes themselves for d = 2 (d = 1 pads a zero axis), else PCA.
     let (mean, axes, plane) = if d <= 2 {
         let e = |i: usize| (0..d).map(|j| if i == j { 1.0 } else { 0.0 }).collect::<Vec<f64>>();

@@ -1,7 +1,7 @@
 //! Encoder models: per-axis code statistics on test images, and how often prior draws decode to
 //! images the classifier is confident about (≥ 0.9), beside the same rate for real test images.
 
-use crate::data::{Binarize, Loader, Range, Splits};
+use crate::data::Splits;
 use crate::eval::evaluate::generate;
 use crate::eval::features::{Embedding, Features};
 use crate::eval::report::{AxisStats, Latent};
@@ -13,11 +13,7 @@ use anyhow::Result;
 pub fn run(model: &Model, data: &Splits, feats: &Features, seed: u64) -> Result<Latent> {
     let n = data.test.n.min(5000);
     let test = data.test.head(n);
-    let batches = Loader::new(&test, 1000, Binarize::None, Range::Unit, 0).eval_batches(1000);
-    let mut codes = Vec::new();
-    for b in &batches {
-        codes.extend(model.encode_host(&b.x, &b.labels)?);
-    }
+    let codes = model.encode_dataset(&test)?;
     let l = model.spec.latent_dim;
     let axes = (0..l)
         .map(|j| {
