@@ -123,7 +123,7 @@ pub fn load(root: &Path, size: Option<usize>, channels: Option<usize>, cache_dir
     if all.n < 2 {
         bail!("dataset folder {} has 1 image; need at least 2 to hold out a test set", root.display());
     }
-    let test_idx: Vec<usize> = (0..all.n).filter(|i| i % 10 == 9 || (all.n < 10 && *i == all.n - 1)).collect();
+    let test_idx = test_indices(all.n);
     let train_idx: Vec<usize> = (0..all.n).filter(|i| !test_idx.contains(i)).collect();
     let names = if labelled { class_names } else { vec![] };
     Ok(Splits {
@@ -132,6 +132,12 @@ pub fn load(root: &Path, size: Option<usize>, channels: Option<usize>, cache_dir
         test: all.subset(&test_idx),
         class_names: names,
     })
+}
+
+/// The test images of a folder of `n` (in path order): every 10th, or the last when there are fewer
+/// than 10. Captions read from the folder split by the same rule.
+pub fn test_indices(n: usize) -> Vec<usize> {
+    (0..n).filter(|i| i % 10 == 9 || (n < 10 && *i == n - 1)).collect()
 }
 
 /// Decode one file to `channels`×size×size bytes: shorter side to `size`, centre crop.

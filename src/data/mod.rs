@@ -1,6 +1,7 @@
 //! Datasets: u8 images N×C×H×W with optional labels, how names resolve to files, and batching.
 
 pub mod arrays;
+pub mod captions;
 pub mod cifar;
 pub mod digits;
 pub mod fetch;
