@@ -140,6 +140,7 @@ pub enum Stream {
     Sample = 6,
     Init = 7,
     Static = 8,
+    Caption = 9,
 }
 
 /// A generator for `(seed, purpose, index)`; splitmix-style mixing keeps nearby seeds unrelated.

@@ -29,6 +29,7 @@ fn spec(kind: ModelKind, shape: ImageShape) -> ModelSpec {
         arch: Default::default(),
         objective: Default::default(),
         ema: None,
+        text: None,
     }
 }
 

@@ -75,6 +75,7 @@ fn valid_checkpoint() -> Vec<u8> {
         arch: Default::default(),
         objective: Default::default(),
         ema: None,
+        text: None,
     };
     Checkpoint {
         meta: Meta {

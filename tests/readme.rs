@@ -17,8 +17,28 @@ fn readme_commands() -> Vec<(String, Vec<String>)> {
             in_bash = !in_bash && line.trim() == "```bash";
         } else if in_bash && line.starts_with("latentlab ") {
             let cmd = line.split(" #").next().unwrap();
-            out.push((heading.clone(), cmd.split_whitespace().map(String::from).collect()));
+            out.push((heading.clone(), words(cmd)));
         }
+    }
+    out
+}
+
+/// Words of a shell line: whitespace splits, "double quotes" group (captions).
+fn words(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for ch in line.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
     }
     out
 }
@@ -79,7 +99,15 @@ fn the_commands_block_runs_top_to_bottom() {
             args.join(" ")
         );
     }
-    for f in ["grid.png", "s.npy", "sevens.png", "runs/vae/final/latent-scatter.png", "runs/dcgan/final/walk.png"] {
+    for f in [
+        "grid.png",
+        "s.npy",
+        "sevens.png",
+        "thick-sevens.png",
+        "runs/stackgan/final/walk.png",
+        "runs/vae/final/latent-scatter.png",
+        "runs/dcgan/final/walk.png",
+    ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
 }

@@ -174,6 +174,7 @@ fn iwae_objective_bounds_the_elbo_and_trains() {
         arch: Default::default(),
         objective: Objective::Iwae { k: 7 },
         ema: None,
+        text: None,
     };
     let device = Device::flex();
     let Net::Vae(vae) = Net::new(&spec, 3, &device) else { unreachable!() };

@@ -3,6 +3,8 @@
 
 use super::OpenRun;
 use crate::backend::{self, DeviceChoice};
+use crate::models::Model;
+use crate::models::stackgan::Stage;
 use crate::run::Which;
 use crate::util::{Stream, rng};
 use crate::viz;
@@ -22,6 +24,13 @@ pub struct SampleRequest {
     /// Class to generate (conditional models).
     #[arg(long)]
     pub class: Option<u8>,
+    /// Caption to draw (text models; repeat for several: one row of --n samples per caption, the
+    /// same codes in every row).
+    #[arg(long, conflicts_with = "class")]
+    pub text: Vec<String>,
+    /// Which stage's images a StackGAN gives.
+    #[arg(long, value_enum, default_value_t = Stage::Two)]
+    pub stage: Stage,
     /// Seed of the prior draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -72,6 +81,13 @@ pub struct WalkRequest {
     /// Class of every row (conditional models) [default: row i is class i mod K].
     #[arg(long)]
     pub class: Option<u8>,
+    /// Caption of every image (text models); with --to, each row walks from this caption to that
+    /// one with its code fixed.
+    #[arg(long, conflicts_with = "class")]
+    pub text: Option<String>,
+    /// The caption a walk ends at (with --text).
+    #[arg(long, requires = "text")]
+    pub to: Option<String>,
     /// Output PNG [default: <run>/final/walk.png].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -119,12 +135,30 @@ pub fn sample(a: SampleRequest) -> Result<PathBuf> {
     }
     let run = OpenRun::open(&a.run, a.checkpoint, backend::device(a.device)?)?;
     let model = &run.model;
-    let imgs = run.sample(a.n, a.seed, &run.labels(a.n, a.class)?);
+    check_stage(model, a.stage)?;
+    let (imgs, rows) = if a.text.is_empty() {
+        let labels = run.labels(a.n, a.class)?;
+        let imgs = if model.spec.kind.decl().text {
+            let t = model.text()?;
+            model.decode_tokens_host(&run.prior_sheet(a.n, a.seed), &t.class_tokens(&labels), a.stage)
+        } else {
+            run.sample(a.n, a.seed, &labels)
+        };
+        (imgs, 1)
+    } else {
+        if a.text.len() * a.n > 1_000_000 {
+            bail!("--n × captions must be at most 1000000");
+        }
+        let z = run.prior_sheet(a.n, a.seed).repeat(a.text.len());
+        let captions: Vec<String> = a.text.iter().flat_map(|c| std::iter::repeat_n(c.clone(), a.n)).collect();
+        (model.decode_text_host(&z, &captions, a.stage)?, a.text.len())
+    };
     let out = a.out.unwrap_or_else(|| run.dir.final_file("sample.png"));
     match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("npy") => viz::grid::save_npy(&imgs, model.spec.shape, &out)?,
         Some("png") => {
-            let ncol = a.ncol.unwrap_or_else(|| (a.n as f64).sqrt().ceil() as usize);
+            let square = (a.n as f64).sqrt().ceil() as usize;
+            let ncol = a.ncol.unwrap_or(if rows > 1 { a.n } else { square });
             viz::grid::save_grid(&imgs, model.spec.shape, ncol, &out)?
         }
         _ => bail!("--out {}: use a .png (image grid) or .npy (array) file name", out.display()),
@@ -172,7 +206,28 @@ pub fn walk(a: WalkRequest) -> Result<PathBuf> {
             labels.extend(std::iter::repeat_n(a.class.unwrap_or((r % k) as u8), a.steps));
         }
     }
-    let imgs = model.decode_host(&z, &labels);
+    let imgs = match (&a.text, &a.to) {
+        (None, _) if model.spec.kind.decl().text => {
+            model.decode_tokens_host(&z, &model.text()?.class_tokens(&labels), Stage::Two)
+        }
+        (None, _) => model.decode_host(&z, &labels),
+        (Some(t), None) => model.decode_text_host(&z, std::slice::from_ref(t), Stage::Two)?,
+        // Each row: one code (the row's first end), the caption blended from --text to --to.
+        (Some(from), Some(to)) => {
+            let v = model.text()?.vocab.len();
+            let bags = [bag(model, from)?, bag(model, to)?];
+            let mut zs = Vec::with_capacity(z.len());
+            let mut bows = Vec::with_capacity(a.rows * a.steps * v);
+            for r in 0..a.rows {
+                for s in 0..a.steps {
+                    let t = s as f32 / (a.steps - 1) as f32;
+                    zs.extend_from_slice(&ends[2 * r * l..(2 * r + 1) * l]);
+                    bows.extend(bags[0].iter().zip(&bags[1]).map(|(x, y)| (1.0 - t) * x + t * y));
+                }
+            }
+            model.decode_bow_host(&zs, &bows, Stage::Two)
+        }
+    };
     let out = a.out.unwrap_or_else(|| run.dir.final_file("walk.png"));
     viz::grid::save_grid(&imgs, model.spec.shape, a.steps, &out)?;
     Ok(out)
@@ -240,4 +295,23 @@ pub fn arithmetic(a: ArithmeticRequest) -> Result<PathBuf> {
     let out = a.out.unwrap_or_else(|| run.dir.final_file("arithmetic.png"));
     viz::grid::save_grid(&imgs, spec.shape, n, &out)?;
     Ok(out)
+}
+
+/// The bag of words of a typed caption (an error names words the model never saw).
+fn bag(model: &Model, caption: &str) -> Result<Vec<f32>> {
+    let t = model.text()?;
+    let ids = t.tokens(caption)?;
+    let mut v = vec![0f32; t.vocab.len()];
+    for &i in &ids {
+        v[i as usize] += 1.0 / ids.len() as f32;
+    }
+    Ok(v)
+}
+
+/// `--stage one` is for StackGAN runs only.
+fn check_stage(model: &Model, stage: Stage) -> Result<()> {
+    if stage == Stage::One && !model.spec.kind.decl().text {
+        bail!("--stage one: model '{}' has one stage (only stackgan draws in two)", model.spec.kind.name());
+    }
+    Ok(())
 }

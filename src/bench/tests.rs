@@ -27,6 +27,7 @@ fn mlp_vae_flops_match_the_real_network() {
         arch: cfg.arch,
         objective: cfg.objective,
         ema: cfg.ema,
+        text: None,
     };
     let net = Net::new(&spec, 0, &Device::flex());
     struct Weights(u64);

@@ -46,7 +46,7 @@ pub(super) struct Timed {
 
 pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, data: &data::Splits) -> Result<Timed> {
     let cfg = model.config(batch, opts.device, opts.data_dir.clone())?;
-    let spec = spec_for(&cfg, data);
+    let spec = spec_for(&cfg, data, None);
     spec.validate()?;
     let ad = backend::device(opts.device)?.autodiff();
     let mut net = Net::new(&spec, cfg.seed, &ad);
@@ -71,7 +71,8 @@ pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, d
         let x = matrix(b.x.clone(), b.n, spec.shape.len(), &ad);
         let noise = &mut rng(cfg.seed, Stream::Noise, s as u64);
         // Every step ends by reading its losses to the host, so the clock sees finished work.
-        let (next, values) = crate::train::trainer::step(net, &mut optims, &spec, &cfg, cfg.lr, x, &b.labels, noise);
+        let (next, values) =
+            crate::train::trainer::step(net, &mut optims, &spec, &cfg, cfg.lr, x, &b.labels, None, noise);
         net = next;
         if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
             bail!("bench {}: loss term '{name}' became {v} at step {s}", model.name());

@@ -35,9 +35,11 @@ pub enum Metric {
     Sharpness,
     /// Code statistics and how often prior draws decode to recognisable images (encoder models).
     Latent,
+    /// Text–image agreement and stage I vs stage II (text models).
+    Text,
 }
 
-pub const ALL: [Metric; 8] = [
+pub const ALL: [Metric; 9] = [
     Metric::Nll,
     Metric::Fid,
     Metric::Kid,
@@ -46,6 +48,7 @@ pub const ALL: [Metric; 8] = [
     Metric::Memorization,
     Metric::Sharpness,
     Metric::Latent,
+    Metric::Text,
 ];
 
 #[derive(Clone, Debug)]
@@ -76,7 +79,7 @@ impl EvalOptions {
     /// Whether any requested metric uses the feature network (which may have to be trained).
     pub fn needs_features(&self) -> bool {
         use Metric::*;
-        [Fid, Kid, Prd, Coverage, Memorization, Latent].iter().any(|m| self.metrics.contains(m))
+        [Fid, Kid, Prd, Coverage, Memorization, Latent, Text].iter().any(|m| self.metrics.contains(m))
     }
 }
 
@@ -297,6 +300,12 @@ pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &Ev
         }
         if has(Metric::Latent) && model.spec.kind.has_encoder() {
             r.latent = Some(tm.time("latent", || tasks::latent::run(model, data, cx.feats()?, o.seed))?);
+        }
+        if has(Metric::Text) && model.spec.kind.decl().text {
+            say("text–image agreement, stage I and II…");
+            if let Some(m) = tm.time("text", || tasks::text::run(model, data, cx.feats()?, o.n, o.seed))? {
+                (r.text, r.protocol.text) = (Some(m.values), Some(m.protocol));
+            }
         }
     }
     r.protocol.seconds = tm.0.into_iter().map(|(k, v)| (k.to_string(), v)).collect();

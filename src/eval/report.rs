@@ -47,6 +47,9 @@ pub struct EvalReport {
     /// Variance of the Laplacian of samples, and of real test images.
     pub sharpness: Option<f64>,
     pub sharpness_real: Option<f64>,
+    /// Text models: text–image agreement and stage I vs stage II.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<crate::eval::tasks::text::TextScores>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,6 +171,8 @@ pub struct Protocol {
     pub seed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sharpness: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// The classifier whose feature space FID, KID, precision/recall and coverage are measured in.

@@ -44,6 +44,8 @@ fn run_info(r: &ExploredRun) -> Value {
                 ("model", json!(spec.kind.name())),
                 ("family", json!(decl.family)),
                 ("conditional", json!(spec.kind.is_conditional())),
+                ("text", json!(decl.text)),
+                ("vocabulary", json!(spec.text.as_ref().map(|t| &t.vocab))),
                 ("has_encoder", json!(spec.kind.has_encoder())),
                 ("latent_dim", json!(spec.latent_dim)),
                 ("shape", json!([spec.shape.channels, spec.shape.height, spec.shape.width])),
@@ -98,6 +100,9 @@ struct DecodeBody {
     ncol: Option<usize>,
     #[serde(default)]
     scale: Option<u32>,
+    /// Text models: decode every code with this caption (instead of a class).
+    #[serde(default)]
+    caption: Option<String>,
 }
 
 pub fn decode(r: &ExploredRun, c: &Call) -> ApiResult<Reply> {
@@ -126,7 +131,15 @@ pub fn decode(r: &ExploredRun, c: &Call) -> ApiResult<Reply> {
     if !(1..=8).contains(&scale) {
         return Err(ApiError::bad(format!("scale {scale}: use 1 to 8")));
     }
-    let imgs = l.run.model.decode_host(&z, &labels);
+    let imgs = match &body.caption {
+        None => l.run.model.decode_host(&z, &labels),
+        Some(c) if c.len() > 1000 => return Err(ApiError::bad("caption: at most 1000 characters".to_string())),
+        Some(c) => l
+            .run
+            .model
+            .decode_text_host(&z, std::slice::from_ref(c), crate::models::stackgan::Stage::Two)
+            .map_err(|e| ApiError::bad(format!("caption: {e:#}")))?,
+    };
     match body.format.as_deref().unwrap_or("json") {
         "json" => Ok(Reply::Json(json!({
             "shape": [spec.shape.channels, spec.shape.height, spec.shape.width],

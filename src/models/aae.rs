@@ -52,6 +52,7 @@ pub const DECL: ModelDecl = ModelDecl {
     family: Family::AdversarialAutoencoder,
     conditional: false,
     variational: true,
+    text: false,
     options: &["hidden", "prior", "lr_d", "label_smoothing"],
     defaults: |o| Options {
         epochs: Some(20),

@@ -64,6 +64,7 @@ pub const DECL: ModelDecl = ModelDecl {
     family: Family::Likelihood,
     conditional: false,
     variational: false,
+    text: false,
     options: &["hidden", "decoder", "decoder_sigma"],
     defaults: |o| Options {
         epochs: Some(20),

@@ -21,17 +21,18 @@ pub const G_CH: usize = 128;
 pub const D_CH: usize = 64;
 
 /// N(0, 0.02) weights and zero bias drawn from the run's stream (the DCGAN paper's init).
-fn dcgan_weights<const D: usize>(w: &Param<Tensor<D>>, rng: &mut ChaCha8Rng, device: &Device) -> Param<Tensor<D>> {
+pub(crate) fn dcgan_weights<const D: usize>(w: &Param<Tensor<D>>, rng: &mut ChaCha8Rng, device: &Device) -> Param<Tensor<D>> {
     let shape = w.val().shape();
     let v: Vec<f32> = crate::util::normal_vec(rng, shape.num_elements()).into_iter().map(|x| x * 0.02).collect();
     Param::from_data(TensorData::new(v, shape), device)
 }
 
-fn zero_bias(b: &Option<Param<Tensor<1>>>, device: &Device) -> Option<Param<Tensor<1>>> {
+pub(crate) fn zero_bias(b: &Option<Param<Tensor<1>>>, device: &Device) -> Option<Param<Tensor<1>>> {
     b.as_ref().map(|b| Param::from_tensor(Tensor::zeros(b.val().shape(), device)))
 }
 
-fn conv(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> Conv2d {
+/// Conv(4, stride 2, pad 1): halves height and width.
+pub(crate) fn conv(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> Conv2d {
     let mut c = Conv2dConfig::new([cin, cout], [4, 4])
         .with_stride([2, 2])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -41,7 +42,8 @@ fn conv(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> Conv2
     c
 }
 
-fn conv_t(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> ConvTranspose2d {
+/// ConvTranspose(4, stride 2, pad 1): doubles height and width.
+pub(crate) fn conv_t(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> ConvTranspose2d {
     let mut c = ConvTranspose2dConfig::new([cin, cout], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device);
     c.weight = dcgan_weights(&c.weight, rng, device);
     c.bias = zero_bias(&c.bias, device);

@@ -215,6 +215,7 @@ pub const DECL: ModelDecl = ModelDecl {
     family: Family::Adversarial,
     conditional: false,
     variational: false,
+    text: false,
     options: registry::GAN_OPTIONS,
     defaults: |_| registry::gan_defaults(30),
     optimizers: registry::GAN_OPTIMIZERS,

@@ -32,6 +32,8 @@ registry::registry! {
     Aae => aae,
     /// Least-squares GAN (Mao et al. 2017) on the DCGAN networks.
     Lsgan => lsgan,
+    /// StackGAN (Zhang et al. 2017): text-conditioned, two stages, conditioning augmentation.
+    Stackgan => stackgan,
 }
 
 use crate::data::ImageShape;
@@ -117,6 +119,9 @@ pub struct ModelSpec {
     /// (`--ema`); None: samples come from G itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<f64>,
+    /// Text-conditioned models: vocabulary, class words, attribute thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<stackgan::TextSpec>,
 }
 
 /// Named scalar losses of one step; `total` is what is minimised.

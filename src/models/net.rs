@@ -1,7 +1,8 @@
 //! `Net`, the trainable network of any model, and `Model`, a network ready to use on a device.
 
 use super::blocks::{self, one_hot};
-use super::{Losses, ModelSpec, aae, gan, vae};
+use super::game::GameLoss;
+use super::{Losses, ModelSpec, aae, gan, stackgan, vae};
 use crate::models::ae;
 use anyhow::{Result, bail};
 use burn::module::Module;
@@ -16,6 +17,7 @@ pub enum Net {
     Vae(vae::Vae),
     Gan(gan::Adversary),
     Aae(aae::Aae),
+    Stack(stackgan::StackGan),
 }
 
 impl Net {
@@ -34,6 +36,9 @@ impl Net {
                 d.sync_running_stats();
             }
         }
+        if let Net::Stack(m) = self {
+            m.sync_running_stats();
+        }
     }
 
     /// All float parameters, flattened in module order (for comparing weights exactly: the
@@ -44,6 +49,13 @@ impl Net {
 
     fn cond(&self, spec: &ModelSpec, labels: &[u8], device: &Device) -> Option<Tensor<2>> {
         spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, device))
+    }
+
+    /// Bags of words of the class captions of `labels` ("a seven"): how a text-conditioned model
+    /// answers the label-conditioned interface (`--class`, per-class grids, the explorer).
+    fn class_text(spec: &ModelSpec, m: &stackgan::StackGan, labels: &[u8], device: &Device) -> Tensor<2> {
+        let t = spec.text.as_ref().expect("text models carry a vocabulary");
+        stackgan::bag_of_words(&t.class_tokens(labels), m.vocab, device)
     }
 
     /// Training losses for a batch `x` [B, D]; `eps` [B, latent] is the reparameterisation noise.
@@ -71,6 +83,30 @@ impl Net {
                     ],
                 }
             }
+            // Both stages' discriminators on real test images and samples, with class captions.
+            Net::Stack(m) => {
+                let game = GameLoss::NonSaturating;
+                let bow = Self::class_text(spec, m, labels, &device);
+                let low = stackgan::downsample2(x.clone(), spec.shape);
+                let (z, e) = m.split_code(eps);
+                let (f1, _) = m.g1.forward(z, bow.clone(), e.clone());
+                let (f2, _) = m.g2.forward(f1.clone(), bow.clone(), e);
+                let flat = |t: Tensor<4>| {
+                    let [b, c, h, w] = t.dims();
+                    t.reshape([b, c * h * w])
+                };
+                let (r1, g1) = (m.d1.forward(low, bow.clone()), m.d1.forward(flat(f1), bow.clone()));
+                let (r2, g2) = (m.d2.forward(x, bow.clone()), m.d2.forward(flat(f2), bow));
+                Losses {
+                    total: game.d_loss(r1.clone(), g1.clone(), 1.0) + game.d_loss(r2.clone(), g2.clone(), 1.0),
+                    terms: vec![
+                        ("d1_real", game.mean_output(r1)),
+                        ("d1_fake", game.mean_output(g1)),
+                        ("d_real", game.mean_output(r2)),
+                        ("d_fake", game.mean_output(g2)),
+                    ],
+                }
+            }
         }
     }
 
@@ -82,6 +118,9 @@ impl Net {
             Net::Vae(m) => m.decode(z, self.cond(spec, labels, &device)),
             Net::Aae(m) => m.decode(z),
             Net::Gan(m) => (m.generate_samples(z, self.cond(spec, labels, &device)) + 1.0) * 0.5,
+            Net::Stack(m) => {
+                (m.generate(z, Self::class_text(spec, m, labels, &device), stackgan::Stage::Two) + 1.0) * 0.5
+            }
         }
     }
 
@@ -92,7 +131,7 @@ impl Net {
             Net::Ae(m) => Some(m.encode(x)),
             Net::Vae(m) => Some(m.encode(x, self.cond(spec, labels, &device)).0),
             Net::Aae(m) => Some(m.encode(x)),
-            Net::Gan(_) => None,
+            Net::Gan(_) | Net::Stack(_) => None,
         }
     }
 }
@@ -155,5 +194,58 @@ impl Model {
             out.extend(blocks::to_vec(net.encode_mean(&self.spec, xt, &lab).expect("encoder models encode")));
         }
         Ok(out)
+    }
+}
+
+impl Model {
+    /// The vocabulary and class words of a text-conditioned model; an error naming the model
+    /// for any other.
+    pub fn text(&self) -> Result<&stackgan::TextSpec> {
+        match &self.spec.text {
+            Some(t) if self.spec.kind.decl().text => Ok(t),
+            _ => bail!(
+                "model '{}' is not conditioned on text (--text needs a stackgan run; use --class for class-conditional models)",
+                self.spec.kind.name()
+            ),
+        }
+    }
+
+    /// Images in [0,1] of `stage` for host codes and typed captions (one caption per code, or one
+    /// for all); unknown words are an error naming them.
+    pub fn decode_text_host(&self, z: &[f32], captions: &[String], stage: stackgan::Stage) -> Result<Vec<f32>> {
+        let t = self.text()?;
+        let tokens = captions.iter().map(|c| t.tokens(c)).collect::<Result<Vec<_>>>()?;
+        Ok(self.decode_tokens_host(z, &tokens, stage))
+    }
+
+    /// `decode_text_host` for captions already tokenised (caption i % len for code i).
+    pub fn decode_tokens_host(&self, z: &[f32], tokens: &[Vec<u32>], stage: stackgan::Stage) -> Vec<f32> {
+        let v = self.spec.text.as_ref().map_or(1, |t| t.vocab.len().max(1));
+        let n = z.len() / self.spec.latent_dim;
+        let mut bows = vec![0f32; n * v];
+        for (i, row) in bows.chunks_mut(v).enumerate() {
+            let c = &tokens[i % tokens.len()];
+            for &t in c {
+                row[t as usize] += 1.0 / c.len() as f32;
+            }
+        }
+        self.decode_bow_host(z, &bows, stage)
+    }
+
+    /// Images in [0,1] of `stage` for host codes and host bags of words [n × vocab] (any mix of
+    /// captions: a walk between two captions blends their bags).
+    pub fn decode_bow_host(&self, z: &[f32], bows: &[f32], stage: stackgan::Stage) -> Vec<f32> {
+        let Net::Stack(m) = &self.net else { unreachable!("decode_bow_host is only reached through text()") };
+        let m = m.valid();
+        let (l, v) = (self.spec.latent_dim, m.vocab);
+        let n = z.len() / l;
+        let mut out = Vec::with_capacity(n * self.spec.shape.len());
+        for start in (0..n).step_by(1000) {
+            let end = (start + 1000).min(n);
+            let zt = blocks::matrix(z[start * l..end * l].to_vec(), end - start, l, &self.device);
+            let bow = blocks::matrix(bows[start * v..end * v].to_vec(), end - start, v, &self.device);
+            out.extend(blocks::to_vec((m.generate(zt, bow, stage) + 1.0) * 0.5));
+        }
+        out
     }
 }

@@ -18,7 +18,7 @@ pub enum Family {
     /// One optimiser on a likelihood bound or reconstruction loss (AE, VAE, CVAE).
     #[serde(rename = "likelihood")]
     Likelihood,
-    /// Generator against discriminator, alternating (GAN, DCGAN, cGAN, LSGAN).
+    /// Generator against discriminator, alternating (GAN, DCGAN, cGAN, LSGAN, StackGAN).
     #[serde(rename = "GAN")]
     Adversarial,
     /// An autoencoder whose codes a latent discriminator pushes to the prior (AAE).
@@ -50,6 +50,8 @@ pub struct ModelDecl {
     pub family: Family,
     /// Label-conditioned (`--class` works, the dataset must have labels).
     pub conditional: bool,
+    /// Conditioned on a caption (text encoder; needs captions to train, `--text` to sample).
+    pub text: bool,
     /// Trained so that codes follow the prior (the AE is given the N(0, I) a naive user would try).
     pub variational: bool,
     /// Model-specific options it accepts (snake_case field names of `Options`) on top of

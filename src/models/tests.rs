@@ -15,6 +15,7 @@ fn spec(kind: ModelKind) -> ModelSpec {
         arch: Arch::Mlp,
         objective: Objective::Elbo,
         ema: None,
+        text: None,
     }
 }
 

@@ -280,6 +280,7 @@ pub const DECL: ModelDecl = ModelDecl {
     family: Family::Likelihood,
     conditional: false,
     variational: true,
+    text: false,
     options: &["hidden", "decoder", "decoder_sigma", "beta", "arch", "objective", "iwae_k", "kl_warmup"],
     // The recipe measured in the README: cosine decay to 0 and a KL weight that ramps up over the
     // first tenth of the run, so the decoder learns to use the code before the KL closes it.

@@ -91,6 +91,8 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
     let name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string());
     let pictures = [
         ("Samples", "samples.png"),
+        ("Stage I samples (StackGAN; the same codes and captions)", "samples-stage1.png"),
+        ("Captions × samples (StackGAN; one caption per row, the same codes in every row)", "captions.png"),
         ("Reconstructions (top: test images, bottom: reconstructions)", "reconstructions.png"),
         ("Latent walks", "walk.png"),
         ("Latent arithmetic", "arithmetic.png"),

@@ -172,6 +172,7 @@ mod tests {
                     arch: Default::default(),
                     objective: Default::default(),
                     ema: None,
+                    text: None,
                 },
                 class_names: vec![],
                 latentlab_version: "x".into(),

@@ -35,10 +35,20 @@ pub(super) fn epoch_pictures(
     let imgs = model.decode_host(&z, &labels);
     let png = viz::grid::png_bytes(&viz::grid::grid_image(&imgs, model.spec.shape, ncol))?;
     crate::util::write_atomic(&dir.samples().join(format!("epoch-{epoch:03}.png")), &png)?;
+    if model.spec.kind.decl().text {
+        let low = stage_one(model, &z, &labels)?;
+        viz::grid::save_grid(&low, model.spec.shape, ncol, &dir.samples().join(format!("stage1-{epoch:03}.png")))?;
+    }
     if model.spec.kind.has_encoder() {
         recon_grid(model, data, &dir.samples().join(format!("recon-{epoch:03}.png")))?;
     }
     Ok(png)
+}
+
+/// A StackGAN's stage I pictures (upsampled) for codes and the class captions of `labels`.
+fn stage_one(model: &Model, z: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
+    let tokens = model.text()?.class_tokens(labels);
+    Ok(model.decode_tokens_host(z, &tokens, crate::models::stackgan::Stage::One))
 }
 
 /// Originals (top two rows) above their reconstructions (bottom two rows).
@@ -57,6 +67,17 @@ pub(super) fn final_pictures(dir: &RunDir, cfg: &RunConfig, model: &Model, data:
     let fin = dir.final_dir();
     let (z, labels, ncol) = fixed_grid_codes(model, cfg.seed);
     viz::grid::save_grid(&model.decode_host(&z, &labels), model.spec.shape, ncol, &fin.join("samples.png"))?;
+    if model.spec.kind.decl().text {
+        viz::grid::save_grid(&stage_one(model, &z, &labels)?, model.spec.shape, ncol, &fin.join("samples-stage1.png"))?;
+        // Captions × samples: the same 8 codes in every row.
+        let t = model.text()?;
+        let rows = t.showcase();
+        let z8 = model.prior(8, &mut rng(cfg.seed, Stream::FixedNoise, 1)).repeat(rows.len());
+        let tokens: Vec<Vec<u32>> = rows.iter().flat_map(|c| std::iter::repeat_n(t.tokens_lossy(c), 8)).collect();
+        let imgs = model.decode_tokens_host(&z8, &tokens, crate::models::stackgan::Stage::Two);
+        viz::grid::save_grid(&imgs, model.spec.shape, 8, &fin.join("captions.png"))?;
+        crate::util::write_atomic(&fin.join("captions.txt"), (rows.join("\n") + "\n").as_bytes())?;
+    }
     if model.spec.kind.has_encoder() {
         recon_grid(model, data, &fin.join("reconstructions.png"))?;
     }

@@ -8,6 +8,7 @@ pub mod likelihood;
 pub mod log;
 pub mod optim;
 mod progress;
+pub mod stack;
 mod step;
 pub mod tensorboard;
 pub mod trainer;

@@ -3,12 +3,14 @@
 
 use crate::config::RunConfig;
 use crate::data::Splits;
+use crate::data::captions::{TextData, vocabulary};
 use crate::models::blocks::one_hot;
+use crate::models::stackgan::TextSpec;
 use crate::models::{ModelSpec, Net};
 use burn::optim::ModuleOptimizer;
 
-/// The model spec a config implies on a dataset.
-pub fn spec_for(cfg: &RunConfig, data: &Splits) -> ModelSpec {
+/// The model spec a config implies on a dataset (with its captions, for text models).
+pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> ModelSpec {
     ModelSpec {
         kind: cfg.model,
         shape: data.train.shape,
@@ -22,6 +24,11 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits) -> ModelSpec {
         arch: cfg.arch,
         objective: cfg.objective,
         ema: cfg.ema,
+        text: text.map(|t| TextSpec {
+            vocab: vocabulary(&t.train),
+            class_words: t.class_words.clone(),
+            thresholds: t.thresholds.clone(),
+        }),
     }
 }
 
@@ -41,9 +48,11 @@ pub fn step(
     lr: f64,
     x: burn::prelude::Tensor<2>,
     labels: &[u8],
+    text: Option<&super::stack::TextBatch>,
     noise: &mut rand_chacha::ChaCha8Rng,
 ) -> (Net, Vec<(&'static str, f64)>) {
     match net {
+        Net::Stack(_) => super::stack::step(net, optims, spec, cfg, lr, x, text, noise),
         Net::Gan(m) => {
             let cond = spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, &x.device()));
             let (m, v) = super::adversarial::gan_step(m, optims, spec, cfg, lr, x, cond, noise);

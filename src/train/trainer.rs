@@ -83,8 +83,14 @@ fn run_loop(
 ) -> Result<Summary> {
     let base = backend::device(cfg.device)?;
     let ad = base.clone().autodiff();
-    let spec = spec_for(cfg, data);
+    // Text models train on captions: the data's own, or ones made from its labels and pixels.
+    let text_data = cfg.model.decl().text.then(|| crate::data::captions::for_splits(&cfg.dataset, data)).transpose()?;
+    let spec = spec_for(cfg, data, text_data.as_ref());
     spec.validate()?;
+    let captions = match (&spec.text, &text_data) {
+        (Some(t), Some(d)) => super::stack::tokenised(t, d),
+        _ => Vec::new(),
+    };
     let log = MetricsLog::new(dir.metrics());
 
     let (mut net, mut optims, mut state): (Net, Vec<ModuleOptimizer>, TrainState) = match resume {
@@ -122,6 +128,7 @@ fn run_loop(
     let nb = loader.batches_per_epoch() as u64;
     // The schedule spans the run as configured (epochs, or --max-steps when that comes first).
     let total_steps = cfg.max_steps.map_or(cfg.epochs * nb, |m| m.min(cfg.epochs * nb));
+    let stage_two_from = super::stack::stage_two_from(total_steps);
     let show_progress = std::io::stderr().is_terminal();
 
     let mut stop = Stop::Completed;
@@ -158,7 +165,13 @@ fn run_loop(
                 (cfg.kl_warmup > 0).then(|| (state.step as f64 / cfg.kl_warmup.saturating_mul(nb) as f64).min(1.0));
             let warm_spec = warm.filter(|&w| w < 1.0).map(|w| ModelSpec { beta: spec.beta * w, ..spec.clone() });
             let step_spec = warm_spec.as_ref().unwrap_or(&spec);
-            let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &batch.labels, noise);
+            let text = (!captions.is_empty()).then(|| {
+                let lo = state.batch_in_epoch as usize * cfg.batch_size;
+                let idx = &order[lo..(lo + cfg.batch_size).min(order.len())];
+                let stage = if state.step < stage_two_from { 1 } else { 2 };
+                super::stack::text_batch(&captions, idx, &batch.labels, cfg.seed, state.step, stage)
+            });
+            let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &batch.labels, text.as_ref(), noise);
             net = next;
             let mut values = values;
             if injected_nan(state.step + 1) {

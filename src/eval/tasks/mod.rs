@@ -12,6 +12,7 @@ pub mod memorization;
 pub mod nll;
 pub mod prd;
 pub mod sharpness;
+pub mod text;
 
 use super::evaluate::EvalOptions;
 use super::features::{Embedding, Features};

@@ -179,6 +179,7 @@
       run,
       space: null,
       label: 0,                 // the class decoded with, for conditional models
+      caption: "",              // text models: the caption decoded with (empty: the class)
       code: null,               // the current (fixed) code
       codeImage: null,          // its decoded image, once known
       source: null,             // the test image it came from: {index, label, image, edited}
@@ -244,6 +245,8 @@
     }
     const classes = run.classes || [];
     $("class-picker").hidden = !run.conditional;
+    $("caption-picker").hidden = !run.text;
+    $("caption").value = "";
     $("class").replaceChildren(...classes.map((name, k) => el("option", { value: k }, name)));
     document.body.classList.toggle("unavailable", Boolean(run.error));
     $("unavailable").hidden = !run.error;
@@ -306,7 +309,8 @@
   /** Decode `codes` with the chosen class (conditional models). */
   function decodeCodes(s, codes) {
     const body = { codes, format: "json" };
-    if (s.run.conditional) body.labels = s.label;
+    if (s.run.text && s.caption) body.caption = s.caption;
+    else if (s.run.conditional) body.labels = s.label;
     return api(runPath(s, "decode"), body);
   }
 
@@ -965,6 +969,22 @@
       drawMap(S);
       if ($("show-grid").checked && !S.grid) await loadGrid(S);
     }));
+
+    // A caption (text models) replaces the class until it is emptied; typing decodes when the
+    // caption settles, and an unknown word shows the server's message naming it.
+    let captionTimer = null;
+    $("caption").addEventListener("input", () => {
+      clearTimeout(captionTimer);
+      captionTimer = setTimeout(action(async () => {
+        const s = S;
+        if (!s || !s.space) return;
+        s.caption = $("caption").value.trim();
+        s.grid = null;
+        s.codeImage = null;
+        s.requestDecode({ code: s.code, preview: false });
+        if ($("show-grid").checked) await loadGrid(s);
+      }), 300);
+    });
 
     $("class").addEventListener("change", action(async () => {
       const s = S;

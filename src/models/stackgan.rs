@@ -1,0 +1,439 @@
+//! StackGAN (Zhang et al. 2017): a conditional GAN whose condition is a sentence.
+//!
+//! - **Text encoder**: a bag of words — the caption's normalised word counts through a linear
+//!   layer (the mean of learned word embeddings) and LeakyReLU. Each network has its own, trained
+//!   by its own player's loss: G's learns what to draw, D's what to check. Captions here are short
+//!   lists of attribute words and a class name, where word order carries nothing a bag of words
+//!   misses.
+//! - **Conditioning augmentation**: the text vector gives a Gaussian N(μ, diag σ²) over the
+//!   condition; G sees c = μ + σ ⊙ ε (the reparameterisation trick) and pays λ·KL(N(μ, σ²) ‖ N(0, I))
+//!   (λ = `--beta`), which keeps the condition manifold smooth: nearby captions, nearby images.
+//! - **Stage I** draws a coarse H/2 × W/2 image from [z; c₁]; **stage II** draws the full H × W
+//!   image from stage I's picture and its own condition c₂ (an encoder of the picture, c₂ replicated
+//!   over its 7×7 grid, then DCGAN-style upsampling).
+//! - **Matching-aware discriminators**, one per stage, see the image and the caption: a real image
+//!   with its own caption is positive; a generated image, or a real image with a mismatched caption,
+//!   is negative (StackGAN's loss, after Reed et al. 2016).
+//!
+//! The code a user walks is [z ; ε]: the last [`CA_DIM`] entries are the conditioning noise, so a
+//! code and a caption fix the image. Stage I trains first (the first half of the steps), then
+//! stage II with stage I frozen, as in the paper (`train::stack`).
+
+use super::blocks::{kl_std_normal, linear};
+use super::dcgan::{D_CH, G_CH, conv, conv_t, dcgan_weights, zero_bias};
+use super::registry::{self, Adam, Family, GameLoss, HeldOut, ModelDecl};
+use super::{ModelSpec, Net};
+use crate::data::ImageShape;
+use crate::data::captions::{Thresholds, tokenize};
+use crate::kernels::{self, Act};
+use anyhow::{Result, bail};
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
+use burn::prelude::*;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Width of the conditioning-augmentation Gaussian (and of the code's noise part ε).
+pub const CA_DIM: usize = 16;
+/// Width of the text vectors.
+pub const TEXT_DIM: usize = 64;
+/// Width of the discriminators' image features (and of the text projection they meet).
+const JOINT: usize = 256;
+
+/// What a text-conditioned model knows about language: its vocabulary (the training captions'
+/// words), the words naming each class (for `--class` and per-class grids) and, for generated
+/// captions, the attribute thresholds that agreement is scored with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextSpec {
+    pub vocab: Vec<String>,
+    pub class_words: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
+}
+
+impl TextSpec {
+    /// Token ids of a typed caption; words the model never saw are an error naming them.
+    pub fn tokens(&self, caption: &str) -> Result<Vec<u32>> {
+        let words = tokenize(caption);
+        if words.is_empty() {
+            bail!("caption {caption:?} has no words");
+        }
+        let unknown: Vec<&str> =
+            words.iter().filter(|w| self.vocab.binary_search(w).is_err()).map(|w| w.as_str()).collect();
+        if !unknown.is_empty() {
+            let shown: Vec<&str> = self.vocab.iter().take(60).map(|s| s.as_str()).collect();
+            bail!(
+                "caption {caption:?}: {} never seen in training ({}); the model knows {} words: {}{}",
+                if unknown.len() == 1 { "word" } else { "words" },
+                unknown.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "),
+                self.vocab.len(),
+                shown.join(" "),
+                if self.vocab.len() > shown.len() { " …" } else { "" }
+            );
+        }
+        Ok(self.ids(&words))
+    }
+
+    /// Token ids of a held-out caption, skipping words outside the vocabulary.
+    pub fn tokens_lossy(&self, caption: &str) -> Vec<u32> {
+        self.ids(&tokenize(caption))
+    }
+
+    fn ids(&self, words: &[String]) -> Vec<u32> {
+        words.iter().filter_map(|w| self.vocab.binary_search(w).ok()).map(|i| i as u32).collect()
+    }
+
+    /// The caption that asks for a class and nothing else ("a seven", "an ankle boot").
+    pub fn class_caption(&self, class: usize) -> String {
+        self.phrase(&[], class)
+    }
+
+    /// "a w1 w2 … class" with the right article ("an upright seven").
+    pub fn phrase(&self, words: &[&str], class: usize) -> String {
+        let mut all: Vec<&str> = words.to_vec();
+        all.push(self.class_words.get(class).map_or("", |s| s.as_str()));
+        let article = if all[0].starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {}", all.join(" "))
+    }
+
+    /// The captions of the picture every run ends with: one class ("seven" where there are ten)
+    /// alone, then with each attribute word in turn.
+    pub fn showcase(&self) -> Vec<String> {
+        let k = 7 % self.class_words.len().max(1);
+        let mut rows = vec![self.class_caption(k)];
+        if let Some(th) = &self.thresholds {
+            for (_, words) in th.set.attributes() {
+                rows.extend(words.iter().map(|w| self.phrase(&[w], k)));
+            }
+        }
+        rows
+    }
+
+    /// Token ids of the class captions of `labels`.
+    pub fn class_tokens(&self, labels: &[u8]) -> Vec<Vec<u32>> {
+        let per_class: Vec<Vec<u32>> =
+            (0..self.class_words.len().max(1)).map(|k| self.tokens_lossy(&self.class_caption(k))).collect();
+        labels.iter().map(|&l| per_class.get(l as usize).cloned().unwrap_or_default()).collect()
+    }
+}
+
+/// Captions as a bag of words: row i holds caption i's word counts over the vocabulary, divided by
+/// its length (so the encoder's linear layer computes the mean word embedding).
+pub fn bag_of_words(captions: &[Vec<u32>], vocab: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; captions.len() * vocab];
+    for (i, c) in captions.iter().enumerate() {
+        let w = 1.0 / c.len().max(1) as f32;
+        for &t in c {
+            if (t as usize) < vocab {
+                v[i * vocab + t as usize] += w;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [captions.len(), vocab]), device)
+}
+
+/// Bag of words → text vector (mean word embedding, then LeakyReLU).
+#[derive(Module, Debug)]
+pub struct TextEncoder {
+    pub embed: Linear,
+}
+
+impl TextEncoder {
+    fn new(vocab: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        TextEncoder { embed: linear(vocab, TEXT_DIM, rng, device) }
+    }
+    pub fn forward(&self, bow: Tensor<2>) -> Tensor<2> {
+        kernels::linear(&self.embed, bow, Act::LeakyRelu(0.2))
+    }
+}
+
+/// Conditioning augmentation: text vector → (μ, log σ²) → c = μ + σ ⊙ ε, with KL(N(μ, σ²) ‖ N(0, I)).
+#[derive(Module, Debug)]
+pub struct CondAug {
+    pub text: TextEncoder,
+    pub fc: Linear,
+}
+
+impl CondAug {
+    fn new(vocab: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        CondAug { text: TextEncoder::new(vocab, rng, device), fc: linear(TEXT_DIM, 2 * CA_DIM, rng, device) }
+    }
+    /// (c [B, CA_DIM], KL per batch row and condition dimension [1]).
+    pub fn forward(&self, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
+        let b = bow.dims()[0];
+        let h = kernels::linear(&self.fc, self.text.forward(bow), Act::None);
+        let mu = h.clone().slice([0..b, 0..CA_DIM]);
+        // Clamped so that an early outlier cannot overflow exp.
+        let logvar = h.slice([0..b, CA_DIM..2 * CA_DIM]).clamp(-10.0, 10.0);
+        let c = mu.clone() + (logvar.clone() * 0.5).exp() * eps;
+        // Averaged over the condition's dimensions as well as the batch, as the reference
+        // implementation does: summed over them, λ = 1 pins μ to 0 and G never hears the text.
+        (c, kl_std_normal(mu, logvar).mean().div_scalar(CA_DIM as f64))
+    }
+}
+
+/// 3×3 convolution, stride 1, padding 1 (keeps height and width).
+fn conv3(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> Conv2d {
+    let mut c = Conv2dConfig::new([cin, cout], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
+    c.weight = dcgan_weights(&c.weight, rng, device);
+    c.bias = zero_bias(&c.bias, device);
+    c
+}
+
+/// Stage I generator: [z; c₁] → Linear → G_CH×(H/4)×(W/4) → BN → ReLU → ConvT → BN → ReLU →
+/// Conv3×3 → tanh, an H/2 × W/2 image.
+#[derive(Module, Debug)]
+pub struct StageOne {
+    pub ca: CondAug,
+    pub fc: Linear,
+    pub bn0: BatchNorm,
+    pub up1: ConvTranspose2d,
+    pub bn1: BatchNorm,
+    pub out: Conv2d,
+    pub h4: usize,
+    pub w4: usize,
+}
+
+impl StageOne {
+    fn new(z: usize, vocab: usize, shape: ImageShape, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let (h4, w4) = (shape.height / 4, shape.width / 4);
+        StageOne {
+            ca: CondAug::new(vocab, rng, device),
+            fc: linear(z + CA_DIM, G_CH * h4 * w4, rng, device),
+            bn0: BatchNormConfig::new(G_CH).init(device),
+            up1: conv_t(G_CH, D_CH, rng, device),
+            bn1: BatchNormConfig::new(D_CH).init(device),
+            out: conv3(D_CH, shape.channels, rng, device),
+            h4,
+            w4,
+        }
+    }
+
+    /// (images [B, C, H/2, W/2] in [-1, 1], KL of the condition).
+    pub fn forward(&self, z: Tensor<2>, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<4>, Tensor<1>) {
+        let b = z.dims()[0];
+        let (c, kl) = self.ca.forward(bow, eps);
+        let x = kernels::linear(&self.fc, Tensor::cat(vec![z, c], 1), Act::None).reshape([b, G_CH, self.h4, self.w4]);
+        let x = kernels::batch_norm(&self.bn0, x, Act::Relu);
+        let x = kernels::conv_transpose2d(&self.up1, x, Act::None);
+        let x = kernels::batch_norm(&self.bn1, x, Act::Relu);
+        (kernels::conv2d(&self.out, x, Act::Tanh), kl)
+    }
+}
+
+/// Stage II generator: stage I's image → Conv ↓ → ReLU → ‖ c₂ replicated → Conv3×3 → BN → ReLU →
+/// ConvT → BN → ReLU → ConvT → tanh, the H × W image.
+#[derive(Module, Debug)]
+pub struct StageTwo {
+    pub ca: CondAug,
+    pub down: Conv2d,
+    pub join: Conv2d,
+    pub bn_j: BatchNorm,
+    pub up1: ConvTranspose2d,
+    pub bn1: BatchNorm,
+    pub up2: ConvTranspose2d,
+}
+
+impl StageTwo {
+    fn new(vocab: usize, shape: ImageShape, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        StageTwo {
+            ca: CondAug::new(vocab, rng, device),
+            down: conv(shape.channels, D_CH, rng, device),
+            join: conv3(D_CH + CA_DIM, G_CH, rng, device),
+            bn_j: BatchNormConfig::new(G_CH).init(device),
+            up1: conv_t(G_CH, D_CH, rng, device),
+            bn1: BatchNormConfig::new(D_CH).init(device),
+            up2: conv_t(D_CH, shape.channels, rng, device),
+        }
+    }
+
+    /// (images [B, C, H, W] in [-1, 1], KL of the condition) from stage I's images [B, C, H/2, W/2].
+    pub fn forward(&self, low: Tensor<4>, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<4>, Tensor<1>) {
+        let (c, kl) = self.ca.forward(bow, eps);
+        let h = kernels::conv2d(&self.down, low, Act::Relu);
+        let [b, _, h4, w4] = h.dims();
+        let grid = c.reshape([b, CA_DIM, 1, 1]).repeat_dim(2, h4).repeat_dim(3, w4);
+        let h = kernels::conv2d(&self.join, Tensor::cat(vec![h, grid], 1), Act::None);
+        let h = kernels::batch_norm(&self.bn_j, h, Act::Relu);
+        let h = kernels::conv_transpose2d(&self.up1, h, Act::None);
+        let h = kernels::batch_norm(&self.bn1, h, Act::Relu);
+        (kernels::conv_transpose2d(&self.up2, h, Act::Tanh), kl)
+    }
+}
+
+/// A matching-aware discriminator: image features (two convolutions down to H/4 × W/4 of the
+/// full image, then a linear layer) and its own text vector, scored by projection.
+#[derive(Module, Debug)]
+pub struct StageD {
+    pub text: TextEncoder,
+    pub down1: Conv2d,
+    pub down2: Conv2d,
+    pub bn2: BatchNorm,
+    pub feat: Linear,
+    pub proj: Linear,
+    pub out: Linear,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl StageD {
+    /// For images of `shape`; `halve_twice`: the second convolution also halves (stage II) or
+    /// keeps the size (stage I, whose images are already half size).
+    fn new(shape: ImageShape, vocab: usize, halve_twice: bool, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let (h4, w4) = (shape.height / 4, shape.width / 4);
+        let (height, width) = if halve_twice { (shape.height, shape.width) } else { (shape.height / 2, shape.width / 2) };
+        StageD {
+            text: TextEncoder::new(vocab, rng, device),
+            down1: conv(shape.channels, D_CH, rng, device),
+            down2: if halve_twice { conv(D_CH, G_CH, rng, device) } else { conv3(D_CH, G_CH, rng, device) },
+            bn2: BatchNormConfig::new(G_CH).init(device),
+            feat: linear(G_CH * h4 * w4, JOINT, rng, device),
+            proj: linear(TEXT_DIM, JOINT, rng, device),
+            out: linear(JOINT, 1, rng, device),
+            channels: shape.channels,
+            height,
+            width,
+        }
+    }
+
+    /// Logits [B, 1] for flattened images in [-1, 1] and their captions' bags of words.
+    pub fn forward(&self, x: Tensor<2>, bow: Tensor<2>) -> Tensor<2> {
+        let b = x.dims()[0];
+        let x = x.reshape([b, self.channels, self.height, self.width]);
+        let x = kernels::conv2d(&self.down1, x, Act::LeakyRelu(0.2));
+        let x = kernels::conv2d(&self.down2, x, Act::None);
+        let x = kernels::batch_norm(&self.bn2, x, Act::LeakyRelu(0.2));
+        let f = kernels::flatten_linear(&self.feat, x, Act::LeakyRelu(0.2));
+        let t = kernels::linear(&self.proj, self.text.forward(bow), Act::None);
+        // Projection (Miyato & Koyama 2018): an image term plus the inner product of image and
+        // text features, so matching is one multiplication away rather than learned through a
+        // concatenation (which, measured here, left the condition unused).
+        kernels::linear(&self.out, f.clone(), Act::None) + (f * t).sum_dim(1)
+    }
+}
+
+/// Which stage's images a StackGAN hands out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Stage I's coarse H/2 × W/2 picture, upsampled ×2 (nearest) to the data's size.
+    One,
+    /// Stage II's full-resolution picture.
+    Two,
+}
+
+/// Both stages and their discriminators.
+#[derive(Module, Debug)]
+pub struct StackGan {
+    pub g1: StageOne,
+    pub d1: StageD,
+    pub g2: StageTwo,
+    pub d2: StageD,
+    pub vocab: usize,
+    pub z_dim: usize,
+}
+
+impl StackGan {
+    /// Split codes [B, latent] into (z, ε).
+    pub fn split_code(&self, code: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let b = code.dims()[0];
+        (code.clone().slice([0..b, 0..self.z_dim]), code.slice([0..b, self.z_dim..self.z_dim + CA_DIM]))
+    }
+
+    /// Flattened images in [-1, 1] of `stage` at the data's full size (stage I upsampled ×2).
+    pub fn generate(&self, code: Tensor<2>, bow: Tensor<2>, stage: Stage) -> Tensor<2> {
+        let (z, eps) = self.split_code(code);
+        let (low, _) = self.g1.forward(z, bow.clone(), eps.clone());
+        let img = match stage {
+            Stage::One => upsample2(low),
+            Stage::Two => self.g2.forward(low, bow, eps).0,
+        };
+        let [b, c, h, w] = img.dims();
+        img.reshape([b, c * h * w])
+    }
+
+    pub fn sync_running_stats(&self) {
+        for bn in [&self.g1.bn0, &self.g1.bn1, &self.d1.bn2, &self.g2.bn_j, &self.g2.bn1, &self.d2.bn2] {
+            let _ = bn.running_mean.value_sync();
+            let _ = bn.running_var.value_sync();
+        }
+    }
+}
+
+/// Nearest-neighbour ×2 upsampling of [B, C, H, W].
+pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1]).repeat_dim(3, 2).repeat_dim(5, 2).reshape([b, c, 2 * h, 2 * w])
+}
+
+/// 2×2 average pooling of flattened images [B, C·H·W] → [B, C·(H/2)·(W/2)] (the real images
+/// stage I's discriminator sees).
+pub fn downsample2(x: Tensor<2>, shape: ImageShape) -> Tensor<2> {
+    let b = x.dims()[0];
+    let (c, h2, w2) = (shape.channels, shape.height / 2, shape.width / 2);
+    x.reshape([b, c, h2, 2, w2, 2]).mean_dim(5).mean_dim(3).reshape([b, c * h2 * w2])
+}
+
+fn build(spec: &ModelSpec, seed: u64, device: &Device) -> Net {
+    let rng = &mut crate::util::rng(seed, crate::util::Stream::Init, 0);
+    let vocab = spec.text.as_ref().map_or(1, |t| t.vocab.len().max(1));
+    let z_dim = spec.latent_dim.saturating_sub(CA_DIM);
+    Net::Stack(StackGan {
+        g1: StageOne::new(z_dim, vocab, spec.shape, rng, device),
+        d1: StageD::new(spec.shape, vocab, false, rng, device),
+        g2: StageTwo::new(vocab, spec.shape, rng, device),
+        d2: StageD::new(spec.shape, vocab, true, rng, device),
+        vocab,
+        z_dim,
+    })
+}
+
+fn check(spec: &ModelSpec) -> Result<()> {
+    registry::divisible_by_4(spec)?;
+    if spec.latent_dim <= CA_DIM {
+        bail!(
+            "stackgan's code is [z; ε] with {CA_DIM} conditioning-noise entries: --latent-dim must be above {CA_DIM}, \
+             got {}",
+            spec.latent_dim
+        );
+    }
+    match &spec.text {
+        Some(t) if !t.vocab.is_empty() => Ok(()),
+        _ => bail!("stackgan needs captions: the run has no vocabulary"),
+    }
+}
+
+/// The StackGAN's optimisers: each stage's G and D, β1 = 0.5 as in DCGAN.
+pub const OPTIMIZERS: &[Adam] = &[
+    Adam { updates: "stage I G", beta1: 0.5 },
+    Adam { updates: "stage I D", beta1: 0.5 },
+    Adam { updates: "stage II G", beta1: 0.5 },
+    Adam { updates: "stage II D", beta1: 0.5 },
+];
+
+pub const DECL: ModelDecl = ModelDecl {
+    name: "stackgan",
+    family: Family::Adversarial,
+    conditional: true,
+    variational: false,
+    text: true,
+    options: &["lr_d", "label_smoothing", "beta"],
+    defaults: |_| crate::config::Options { beta: Some(1.0), ..registry::gan_defaults(6) },
+    optimizers: OPTIMIZERS,
+    game: Some(GameLoss::NonSaturating),
+    held_out: HeldOut {
+        units: "test, with class captions: D's BCE losses (loss: both stages'), mean D(x) and D(G(z)) of stage I \
+                (d1_real, d1_fake) and stage II (d_real, d_fake)",
+        lower_is_better: false,
+    },
+    collapse_below: Some(0.01),
+    build,
+    check,
+    activations: "stage I G: Linear → BN → ReLU → ConvT → BN → ReLU → Conv3×3 → tanh; stage II G: Conv → ReLU → \
+                  Conv3×3 → BN → ReLU → ConvT → BN → ReLU → ConvT → tanh",
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! The StackGAN's training step and its text batches: one stage at a time (stage I for the first
+//! half of the run's steps, then stage II with stage I frozen, as in Zhang et al. 2017), each with
+//! the matching-aware game: D sees (real image, its caption) as real, (generated image, caption)
+//! and (real image, a mismatched caption) as fake; G minimises the non-saturating loss plus
+//! λ·KL of its conditioning augmentation.
+
+use super::adversarial::{bce_logits, grad_norm};
+use crate::config::RunConfig;
+use crate::data::captions::TextData;
+use crate::models::blocks::{matrix, to_vec};
+use crate::models::stackgan::{StackGan, TextSpec, bag_of_words, downsample2};
+use crate::models::{ModelSpec, Net};
+use crate::util::{Stream, normal_vec, rng};
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// The text half of a training batch.
+pub struct TextBatch {
+    /// Each image's caption (one of its phrasings, drawn per step).
+    pub captions: Vec<Vec<u32>>,
+    /// A caption of another image of the batch, of another class where labels exist.
+    pub mismatched: Vec<Vec<u32>>,
+    /// 1 or 2: the stage this step trains.
+    pub stage: u8,
+}
+
+/// The step at which stage II takes over: half the run's steps.
+pub fn stage_two_from(total_steps: u64) -> u64 {
+    total_steps / 2
+}
+
+/// Tokenised captions of every training image (each phrasing), from the run's vocabulary.
+pub fn tokenised(text: &TextSpec, data: &TextData) -> Vec<Vec<Vec<u32>>> {
+    data.train.iter().map(|caps| caps.iter().map(|c| text.tokens_lossy(c)).collect()).collect()
+}
+
+/// The batch's captions: a phrasing per image drawn from `(seed, step)`, and mismatched ones.
+pub fn text_batch(
+    captions: &[Vec<Vec<u32>>],
+    idx: &[usize],
+    labels: &[u8],
+    seed: u64,
+    step: u64,
+    stage: u8,
+) -> TextBatch {
+    let mut r = rng(seed, Stream::Caption, step);
+    let chosen: Vec<Vec<u32>> = idx
+        .iter()
+        .map(|&i| {
+            let caps = &captions[i];
+            caps[r.random_range(0..caps.len())].clone()
+        })
+        .collect();
+    let n = idx.len();
+    let mismatched = (0..n)
+        .map(|i| {
+            let j = (1..n).map(|k| (i + k) % n).find(|&j| labels[j] != labels[i]).unwrap_or((i + 1) % n);
+            chosen[j].clone()
+        })
+        .collect();
+    TextBatch { captions: chosen, mismatched, stage }
+}
+
+fn flat(t: Tensor<4>) -> Tensor<2> {
+    let [b, c, h, w] = t.dims();
+    t.reshape([b, c * h * w])
+}
+
+fn collect(named: Vec<(&'static str, Tensor<1>)>) -> Vec<(&'static str, f64)> {
+    let (names, ts): (Vec<_>, Vec<_>) = named.into_iter().map(|(n, t)| (n, t.detach().reshape([1]))).unzip();
+    names.into_iter().zip(to_vec(Tensor::cat(ts, 0)).into_iter().map(f64::from)).collect()
+}
+
+/// D's matching-aware loss: real+right caption → 1 (smoothed), ½(fake + real with wrong caption) → 0.
+fn d_loss(real: Tensor<2>, fake: Tensor<2>, wrong: Tensor<2>, target: f64) -> Tensor<1> {
+    bce_logits(real, target) + (bce_logits(fake, 0.0) + bce_logits(wrong, 0.0)) * 0.5
+}
+
+/// One StackGAN iteration on real images `x` (flattened, in [-1, 1]) of the stage `text.stage`.
+#[allow(clippy::too_many_arguments)]
+pub fn stack_step(
+    mut m: StackGan,
+    opts: &mut [ModuleOptimizer],
+    spec: &ModelSpec,
+    cfg: &RunConfig,
+    rate: f64,
+    x: Tensor<2>,
+    text: &TextBatch,
+    noise: &mut ChaCha8Rng,
+) -> (StackGan, Vec<(&'static str, f64)>) {
+    let device = x.device();
+    let (b, l) = (x.dims()[0], spec.latent_dim);
+    let right = bag_of_words(&text.captions, m.vocab, &device);
+    let wrong = bag_of_words(&text.mismatched, m.vocab, &device);
+    let code = matrix(normal_vec(noise, b * l), b, l, &device);
+    let (z, eps) = m.split_code(code);
+    let target = 1.0 - cfg.label_smoothing;
+    let rate_d = cfg.d_rate(rate);
+    let (d_loss, g_loss, kl, lr, lf, lw, dn, gn);
+    if text.stage == 1 {
+        let real = downsample2(x, spec.shape);
+        let (fake, k) = m.g1.forward(z, right.clone(), eps);
+        let fake = flat(fake);
+        let (r, f, w) = (
+            m.d1.forward(real.clone(), right.clone()),
+            m.d1.forward(fake.clone().detach(), right.clone()),
+            m.d1.forward(real, wrong),
+        );
+        d_loss = self::d_loss(r.clone(), f.clone(), w.clone(), target);
+        let grads = GradientsParams::from_grads(d_loss.backward(), &m.d1);
+        dn = grad_norm(&m.d1, &grads, &device);
+        m.d1 = opts[1].step(rate_d, m.d1, grads);
+        g_loss = bce_logits(m.d1.clone().no_grad().forward(fake, right), 1.0);
+        let total = g_loss.clone() + k.clone() * spec.beta;
+        let grads = GradientsParams::from_grads(total.backward(), &m.g1);
+        gn = grad_norm(&m.g1, &grads, &device);
+        m.g1 = opts[0].step(rate, m.g1, grads);
+        (kl, lr, lf, lw) = (k, r, f, w);
+    } else {
+        // Stage I is frozen: its pictures (batch norm on running statistics, as at sampling) are
+        // stage II's input and carry no gradient.
+        let (low, _) = m.g1.clone().freeze().forward(z, right.clone(), eps.clone());
+        let (fake, k) = m.g2.forward(low.detach(), right.clone(), eps);
+        let fake = flat(fake);
+        let (r, f, w) = (
+            m.d2.forward(x.clone(), right.clone()),
+            m.d2.forward(fake.clone().detach(), right.clone()),
+            m.d2.forward(x, wrong),
+        );
+        d_loss = self::d_loss(r.clone(), f.clone(), w.clone(), target);
+        let grads = GradientsParams::from_grads(d_loss.backward(), &m.d2);
+        dn = grad_norm(&m.d2, &grads, &device);
+        m.d2 = opts[3].step(rate_d, m.d2, grads);
+        g_loss = bce_logits(m.d2.clone().no_grad().forward(fake, right), 1.0);
+        let total = g_loss.clone() + k.clone() * spec.beta;
+        let grads = GradientsParams::from_grads(total.backward(), &m.g2);
+        gn = grad_norm(&m.g2, &grads, &device);
+        m.g2 = opts[2].step(rate, m.g2, grads);
+        (kl, lr, lf, lw) = (k, r, f, w);
+    }
+    let mut values = collect(vec![
+        ("loss", g_loss.clone() + d_loss.clone()),
+        ("d_loss", d_loss),
+        ("g_loss", g_loss),
+        ("kl", kl),
+        ("d_real", sigmoid(lr).mean()),
+        ("d_fake", sigmoid(lf).mean()),
+        ("d_wrong", sigmoid(lw).mean()),
+        ("d_grad_norm", dn),
+        ("g_grad_norm", gn),
+    ]);
+    values.push(("stage", text.stage as f64));
+    (m, values)
+}
+
+/// `step`'s branch for text models.
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    net: Net,
+    optims: &mut [ModuleOptimizer],
+    spec: &ModelSpec,
+    cfg: &RunConfig,
+    lr: f64,
+    x: Tensor<2>,
+    text: Option<&TextBatch>,
+    noise: &mut ChaCha8Rng,
+) -> (Net, Vec<(&'static str, f64)>) {
+    let Net::Stack(m) = net else { unreachable!("only text models reach the text step") };
+    let text = text.expect("the trainer gives text models their captions");
+    let (m, v) = stack_step(m, optims, spec, cfg, lr, x, text, noise);
+    (Net::Stack(m), v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatched_captions_come_from_another_class_and_draws_follow_the_seed() {
+        // Image i has captions [10i, 10i + 1]; labels 0,0,1,2,2.
+        let captions: Vec<Vec<Vec<u32>>> = (0..5).map(|i| vec![vec![10 * i], vec![10 * i + 1]]).collect();
+        let labels = [0u8, 0, 1, 2, 2];
+        let idx = [0usize, 1, 2, 3, 4];
+        let b = text_batch(&captions, &idx, &labels, 3, 7, 1);
+        for i in 0..5 {
+            assert_eq!(b.captions[i][0] / 10, i as u32, "image {i} gets one of its own captions");
+            let j = (b.mismatched[i][0] / 10) as usize;
+            assert_ne!(labels[j], labels[i], "image {i}'s mismatched caption is of image {j}, same class");
+        }
+        let again = text_batch(&captions, &idx, &labels, 3, 7, 1);
+        assert_eq!(b.captions, again.captions);
+        // Over steps every phrasing is used.
+        let firsts: std::collections::BTreeSet<u32> =
+            (0..20).map(|s| text_batch(&captions, &idx, &labels, 3, s, 1).captions[0][0]).collect();
+        assert_eq!(firsts.len(), 2, "{firsts:?}");
+        // Without another class in the batch the neighbour's caption is used.
+        let same = text_batch(&captions, &[0, 1], &[4, 4], 3, 7, 2);
+        assert_eq!(same.mismatched[0][0] / 10, 1);
+        assert_eq!(stage_two_from(1000), 500);
+    }
+}
