@@ -8,6 +8,7 @@ pub mod game;
 mod net;
 pub mod prior;
 pub mod registry;
+pub mod text;
 
 pub use net::{Model, Net};
 pub use prior::Prior;

@@ -24,7 +24,6 @@ use super::dcgan::{D_CH, G_CH, conv, conv_t, dcgan_weights, zero_bias};
 use super::registry::{self, Adam, Family, GameLoss, HeldOut, ModelDecl};
 use super::{ModelSpec, Net};
 use crate::data::ImageShape;
-use crate::data::captions::{Thresholds, tokenize};
 use crate::kernels::{self, Act};
 use anyhow::{Result, bail};
 use burn::module::Module;
@@ -34,104 +33,14 @@ use burn::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub use super::text::{TextSpec, bag_of_words};
+
 /// Width of the conditioning-augmentation Gaussian (and of the code's noise part ε).
 pub const CA_DIM: usize = 16;
 /// Width of the text vectors.
 pub const TEXT_DIM: usize = 64;
 /// Width of the discriminators' image features (and of the text projection they meet).
 const JOINT: usize = 256;
-
-/// What a text-conditioned model knows about language: its vocabulary (the training captions'
-/// words), the words naming each class (for `--class` and per-class grids) and, for generated
-/// captions, the attribute thresholds that agreement is scored with.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TextSpec {
-    pub vocab: Vec<String>,
-    pub class_words: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thresholds: Option<Thresholds>,
-}
-
-impl TextSpec {
-    /// Token ids of a typed caption; words the model never saw are an error naming them.
-    pub fn tokens(&self, caption: &str) -> Result<Vec<u32>> {
-        let words = tokenize(caption);
-        if words.is_empty() {
-            bail!("caption {caption:?} has no words");
-        }
-        let unknown: Vec<&str> =
-            words.iter().filter(|w| self.vocab.binary_search(w).is_err()).map(|w| w.as_str()).collect();
-        if !unknown.is_empty() {
-            let shown: Vec<&str> = self.vocab.iter().take(60).map(|s| s.as_str()).collect();
-            bail!(
-                "caption {caption:?}: {} never seen in training ({}); the model knows {} words: {}{}",
-                if unknown.len() == 1 { "word" } else { "words" },
-                unknown.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "),
-                self.vocab.len(),
-                shown.join(" "),
-                if self.vocab.len() > shown.len() { " …" } else { "" }
-            );
-        }
-        Ok(self.ids(&words))
-    }
-
-    /// Token ids of a held-out caption, skipping words outside the vocabulary.
-    pub fn tokens_lossy(&self, caption: &str) -> Vec<u32> {
-        self.ids(&tokenize(caption))
-    }
-
-    fn ids(&self, words: &[String]) -> Vec<u32> {
-        words.iter().filter_map(|w| self.vocab.binary_search(w).ok()).map(|i| i as u32).collect()
-    }
-
-    /// The caption that asks for a class and nothing else ("a seven", "an ankle boot").
-    pub fn class_caption(&self, class: usize) -> String {
-        self.phrase(&[], class)
-    }
-
-    /// "a w1 w2 … class" with the right article ("an upright seven").
-    pub fn phrase(&self, words: &[&str], class: usize) -> String {
-        let mut all: Vec<&str> = words.to_vec();
-        all.push(self.class_words.get(class).map_or("", |s| s.as_str()));
-        let article = if all[0].starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
-        format!("{article} {}", all.join(" "))
-    }
-
-    /// The captions of the picture every run ends with: one class ("seven" where there are ten)
-    /// alone, then with each attribute word in turn.
-    pub fn showcase(&self) -> Vec<String> {
-        let k = 7 % self.class_words.len().max(1);
-        let mut rows = vec![self.class_caption(k)];
-        if let Some(th) = &self.thresholds {
-            for (_, words) in th.set.attributes() {
-                rows.extend(words.iter().map(|w| self.phrase(&[w], k)));
-            }
-        }
-        rows
-    }
-
-    /// Token ids of the class captions of `labels`.
-    pub fn class_tokens(&self, labels: &[u8]) -> Vec<Vec<u32>> {
-        let per_class: Vec<Vec<u32>> =
-            (0..self.class_words.len().max(1)).map(|k| self.tokens_lossy(&self.class_caption(k))).collect();
-        labels.iter().map(|&l| per_class.get(l as usize).cloned().unwrap_or_default()).collect()
-    }
-}
-
-/// Captions as a bag of words: row i holds caption i's word counts over the vocabulary, divided by
-/// its length (so the encoder's linear layer computes the mean word embedding).
-pub fn bag_of_words(captions: &[Vec<u32>], vocab: usize, device: &Device) -> Tensor<2> {
-    let mut v = vec![0f32; captions.len() * vocab];
-    for (i, c) in captions.iter().enumerate() {
-        let w = 1.0 / c.len().max(1) as f32;
-        for &t in c {
-            if (t as usize) < vocab {
-                v[i * vocab + t as usize] += w;
-            }
-        }
-    }
-    Tensor::from_data(TensorData::new(v, [captions.len(), vocab]), device)
-}
 
 /// Bag of words → text vector (mean word embedding, then LeakyReLU).
 #[derive(Module, Debug)]
