@@ -300,12 +300,7 @@ pub fn arithmetic(a: ArithmeticRequest) -> Result<PathBuf> {
 /// The bag of words of a typed caption (an error names words the model never saw).
 fn bag(model: &Model, caption: &str) -> Result<Vec<f32>> {
     let t = model.text()?;
-    let ids = t.tokens(caption)?;
-    let mut v = vec![0f32; t.vocab.len()];
-    for &i in &ids {
-        v[i as usize] += 1.0 / ids.len() as f32;
-    }
-    Ok(v)
+    Ok(crate::models::text::bags_host(&[t.tokens(caption)?], t.vocab.len()))
 }
 
 /// `--stage one` is for StackGAN runs only.

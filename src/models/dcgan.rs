@@ -126,7 +126,7 @@ impl ConvDiscriminator {
 /// Merge pending batch-norm running-statistic updates (burn keeps the latest update per thread and
 /// `value()` may lag one step behind): called before a checkpoint or an evaluation snapshot, so that
 /// both see every update and a resumed run matches an uninterrupted one.
-fn sync_bn(bns: &[&BatchNorm]) {
+pub(crate) fn sync_bn(bns: &[&BatchNorm]) {
     for bn in bns {
         let _ = bn.running_mean.value_sync();
         let _ = bn.running_var.value_sync();

@@ -91,10 +91,7 @@ impl Net {
                 let (z, e) = m.split_code(eps);
                 let (f1, _) = m.g1.forward(z, bow.clone(), e.clone());
                 let (f2, _) = m.g2.forward(f1.clone(), bow.clone(), e);
-                let flat = |t: Tensor<4>| {
-                    let [b, c, h, w] = t.dims();
-                    t.reshape([b, c * h * w])
-                };
+                let flat = stackgan::flatten;
                 let (r1, g1) = (m.d1.forward(low, bow.clone()), m.d1.forward(flat(f1), bow.clone()));
                 let (r2, g2) = (m.d2.forward(x, bow.clone()), m.d2.forward(flat(f2), bow));
                 Losses {
@@ -222,14 +219,8 @@ impl Model {
     pub fn decode_tokens_host(&self, z: &[f32], tokens: &[Vec<u32>], stage: stackgan::Stage) -> Vec<f32> {
         let v = self.spec.text.as_ref().map_or(1, |t| t.vocab.len().max(1));
         let n = z.len() / self.spec.latent_dim;
-        let mut bows = vec![0f32; n * v];
-        for (i, row) in bows.chunks_mut(v).enumerate() {
-            let c = &tokens[i % tokens.len()];
-            for &t in c {
-                row[t as usize] += 1.0 / c.len() as f32;
-            }
-        }
-        self.decode_bow_host(z, &bows, stage)
+        let per_code: Vec<&[u32]> = (0..n).map(|i| tokens[i % tokens.len()].as_slice()).collect();
+        self.decode_bow_host(z, &crate::models::text::bags_host(&per_code, v), stage)
     }
 
     /// Images in [0,1] of `stage` for host codes and host bags of words [n × vocab] (any mix of

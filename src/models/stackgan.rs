@@ -255,20 +255,21 @@ impl StackGan {
     pub fn generate(&self, code: Tensor<2>, bow: Tensor<2>, stage: Stage) -> Tensor<2> {
         let (z, eps) = self.split_code(code);
         let (low, _) = self.g1.forward(z, bow.clone(), eps.clone());
-        let img = match stage {
+        flatten(match stage {
             Stage::One => upsample2(low),
             Stage::Two => self.g2.forward(low, bow, eps).0,
-        };
-        let [b, c, h, w] = img.dims();
-        img.reshape([b, c * h * w])
+        })
     }
 
     pub fn sync_running_stats(&self) {
-        for bn in [&self.g1.bn0, &self.g1.bn1, &self.d1.bn2, &self.g2.bn_j, &self.g2.bn1, &self.d2.bn2] {
-            let _ = bn.running_mean.value_sync();
-            let _ = bn.running_var.value_sync();
-        }
+        super::dcgan::sync_bn(&[&self.g1.bn0, &self.g1.bn1, &self.d1.bn2, &self.g2.bn_j, &self.g2.bn1, &self.d2.bn2]);
     }
+}
+
+/// [B, C, H, W] → [B, C·H·W].
+pub fn flatten(t: Tensor<4>) -> Tensor<2> {
+    let [b, c, h, w] = t.dims();
+    t.reshape([b, c * h * w])
 }
 
 /// Nearest-neighbour ×2 upsampling of [B, C, H, W].

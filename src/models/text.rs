@@ -83,17 +83,23 @@ impl TextSpec {
     }
 }
 
-/// Captions as a bag of words: row i holds caption i's word counts over the vocabulary, divided by
-/// its length (so the encoder's linear layer computes the mean word embedding).
-pub fn bag_of_words(captions: &[Vec<u32>], vocab: usize, device: &Device) -> Tensor<2> {
+/// Captions as bags of words on the host [captions × vocab]: row i holds caption i's word counts
+/// divided by its length (so the encoder's linear layer computes the mean word embedding).
+pub fn bags_host<C: AsRef<[u32]>>(captions: &[C], vocab: usize) -> Vec<f32> {
     let mut v = vec![0f32; captions.len() * vocab];
-    for (i, c) in captions.iter().enumerate() {
+    for (row, c) in v.chunks_mut(vocab.max(1)).zip(captions) {
+        let c = c.as_ref();
         let w = 1.0 / c.len().max(1) as f32;
         for &t in c {
-            if (t as usize) < vocab {
-                v[i * vocab + t as usize] += w;
+            if let Some(x) = row.get_mut(t as usize) {
+                *x += w;
             }
         }
     }
-    Tensor::from_data(TensorData::new(v, [captions.len(), vocab]), device)
+    v
+}
+
+/// `bags_host` as a tensor on `device`.
+pub fn bag_of_words(captions: &[Vec<u32>], vocab: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(bags_host(captions, vocab), [captions.len(), vocab]), device)
 }

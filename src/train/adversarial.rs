@@ -34,7 +34,7 @@ pub fn grad_norm<M: Module>(module: &M, grads: &GradientsParams, device: &Device
     v.acc.sqrt()
 }
 
-fn collect(named: Vec<(&'static str, Tensor<1>)>) -> Vec<(&'static str, f64)> {
+pub(super) fn collect(named: Vec<(&'static str, Tensor<1>)>) -> Vec<(&'static str, f64)> {
     let (names, ts): (Vec<_>, Vec<_>) = named.into_iter().map(|(n, t)| (n, t.detach().reshape([1]))).unzip();
     names.into_iter().zip(to_vec(Tensor::cat(ts, 0)).into_iter().map(f64::from)).collect()
 }

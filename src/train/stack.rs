@@ -4,11 +4,11 @@
 //! and (real image, a mismatched caption) as fake; G minimises the non-saturating loss plus
 //! λ·KL of its conditioning augmentation.
 
-use super::adversarial::{bce_logits, grad_norm};
+use super::adversarial::{bce_logits, collect, grad_norm};
 use crate::config::RunConfig;
 use crate::data::captions::TextData;
-use crate::models::blocks::{matrix, to_vec};
-use crate::models::stackgan::{StackGan, TextSpec, bag_of_words, downsample2};
+use crate::models::blocks::matrix;
+use crate::models::stackgan::{StackGan, StageD, TextSpec, bag_of_words, downsample2, flatten as flat};
 use crate::models::{ModelSpec, Net};
 use crate::util::{Stream, normal_vec, rng};
 use burn::module::Module;
@@ -65,19 +65,52 @@ pub fn text_batch(
     TextBatch { captions: chosen, mismatched, stage }
 }
 
-fn flat(t: Tensor<4>) -> Tensor<2> {
-    let [b, c, h, w] = t.dims();
-    t.reshape([b, c * h * w])
-}
-
-fn collect(named: Vec<(&'static str, Tensor<1>)>) -> Vec<(&'static str, f64)> {
-    let (names, ts): (Vec<_>, Vec<_>) = named.into_iter().map(|(n, t)| (n, t.detach().reshape([1]))).unzip();
-    names.into_iter().zip(to_vec(Tensor::cat(ts, 0)).into_iter().map(f64::from)).collect()
-}
-
 /// D's matching-aware loss: real+right caption → 1 (smoothed), ½(fake + real with wrong caption) → 0.
 fn d_loss(real: Tensor<2>, fake: Tensor<2>, wrong: Tensor<2>, target: f64) -> Tensor<1> {
     bce_logits(real, target) + (bce_logits(fake, 0.0) + bce_logits(wrong, 0.0)) * 0.5
+}
+
+/// One stage's game after D's update: D's loss and raw outputs, G's adversarial loss.
+struct Game {
+    d_loss: Tensor<1>,
+    g_loss: Tensor<1>,
+    real: Tensor<2>,
+    fake: Tensor<2>,
+    wrong: Tensor<2>,
+    d_norm: Tensor<1>,
+}
+
+/// One optimiser step of `module` on `loss`: the module after it and its gradient's norm.
+fn update<M: Module>(module: M, opt: &mut ModuleOptimizer, rate: f64, loss: Tensor<1>) -> (M, Tensor<1>) {
+    let device = loss.device();
+    let grads = GradientsParams::from_grads(loss.backward(), &module);
+    let norm = grad_norm(&module, &grads, &device);
+    (opt.step(rate, module, grads), norm)
+}
+
+/// The matching-aware game of one stage's D: its update on real images with their own captions
+/// (`right`), G's images `fake` (detached) and real images with mismatched captions (`wrong`); then
+/// G's non-saturating loss through the updated D, held fixed.
+#[allow(clippy::too_many_arguments)]
+fn play(
+    d: StageD,
+    opt: &mut ModuleOptimizer,
+    rate: f64,
+    real: Tensor<2>,
+    fake: Tensor<2>,
+    right: Tensor<2>,
+    wrong: Tensor<2>,
+    target: f64,
+) -> (StageD, Game) {
+    let (r, f, w) = (
+        d.forward(real.clone(), right.clone()),
+        d.forward(fake.clone().detach(), right.clone()),
+        d.forward(real, wrong),
+    );
+    let loss = d_loss(r.clone(), f.clone(), w.clone(), target);
+    let (d, d_norm) = update(d, opt, rate, loss.clone());
+    let g_loss = bce_logits(d.clone().no_grad().forward(fake, right), 1.0);
+    (d, Game { d_loss: loss, g_loss, real: r, fake: f, wrong: w, d_norm })
 }
 
 /// One StackGAN iteration on real images `x` (flattened, in [-1, 1]) of the stage `text.stage`.
@@ -100,48 +133,23 @@ pub fn stack_step(
     let (z, eps) = m.split_code(code);
     let target = 1.0 - cfg.label_smoothing;
     let rate_d = cfg.d_rate(rate);
-    let (d_loss, g_loss, kl, lr, lf, lw, dn, gn);
+    let (game, kl, gn);
     if text.stage == 1 {
-        let real = downsample2(x, spec.shape);
         let (fake, k) = m.g1.forward(z, right.clone(), eps);
-        let fake = flat(fake);
-        let (r, f, w) = (
-            m.d1.forward(real.clone(), right.clone()),
-            m.d1.forward(fake.clone().detach(), right.clone()),
-            m.d1.forward(real, wrong),
-        );
-        d_loss = self::d_loss(r.clone(), f.clone(), w.clone(), target);
-        let grads = GradientsParams::from_grads(d_loss.backward(), &m.d1);
-        dn = grad_norm(&m.d1, &grads, &device);
-        m.d1 = opts[1].step(rate_d, m.d1, grads);
-        g_loss = bce_logits(m.d1.clone().no_grad().forward(fake, right), 1.0);
-        let total = g_loss.clone() + k.clone() * spec.beta;
-        let grads = GradientsParams::from_grads(total.backward(), &m.g1);
-        gn = grad_norm(&m.g1, &grads, &device);
-        m.g1 = opts[0].step(rate, m.g1, grads);
-        (kl, lr, lf, lw) = (k, r, f, w);
+        let real = downsample2(x, spec.shape);
+        (m.d1, game) = play(m.d1, &mut opts[1], rate_d, real, flat(fake), right, wrong, target);
+        (m.g1, gn) = update(m.g1, &mut opts[0], rate, game.g_loss.clone() + k.clone() * spec.beta);
+        kl = k;
     } else {
         // Stage I is frozen: its pictures (batch norm on running statistics, as at sampling) are
         // stage II's input and carry no gradient.
         let (low, _) = m.g1.clone().freeze().forward(z, right.clone(), eps.clone());
         let (fake, k) = m.g2.forward(low.detach(), right.clone(), eps);
-        let fake = flat(fake);
-        let (r, f, w) = (
-            m.d2.forward(x.clone(), right.clone()),
-            m.d2.forward(fake.clone().detach(), right.clone()),
-            m.d2.forward(x, wrong),
-        );
-        d_loss = self::d_loss(r.clone(), f.clone(), w.clone(), target);
-        let grads = GradientsParams::from_grads(d_loss.backward(), &m.d2);
-        dn = grad_norm(&m.d2, &grads, &device);
-        m.d2 = opts[3].step(rate_d, m.d2, grads);
-        g_loss = bce_logits(m.d2.clone().no_grad().forward(fake, right), 1.0);
-        let total = g_loss.clone() + k.clone() * spec.beta;
-        let grads = GradientsParams::from_grads(total.backward(), &m.g2);
-        gn = grad_norm(&m.g2, &grads, &device);
-        m.g2 = opts[2].step(rate, m.g2, grads);
-        (kl, lr, lf, lw) = (k, r, f, w);
+        (m.d2, game) = play(m.d2, &mut opts[3], rate_d, x, flat(fake), right, wrong, target);
+        (m.g2, gn) = update(m.g2, &mut opts[2], rate, game.g_loss.clone() + k.clone() * spec.beta);
+        kl = k;
     }
+    let Game { d_loss, g_loss, real: lr, fake: lf, wrong: lw, d_norm: dn } = game;
     let mut values = collect(vec![
         ("loss", g_loss.clone() + d_loss.clone()),
         ("d_loss", d_loss),

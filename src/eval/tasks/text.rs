@@ -10,8 +10,8 @@
 //! quality at each stage (FID, precision, recall) shows what the second stage adds.
 
 use super::Measured;
-use crate::data::captions::{self, Intent, TextData};
-use crate::data::{Dataset, Splits};
+use crate::data::captions::{self, Intent, Thresholds};
+use crate::data::{ImageShape, Splits};
 use crate::eval::features::{Embedding, FEATURE_DIM, Features, argmax_rows};
 use crate::models::Model;
 use crate::models::stackgan::Stage;
@@ -70,10 +70,11 @@ pub fn run(
     let test = data.test.head(n);
     let caps: Vec<&str> = td.test.iter().take(n).map(|c| c[0].as_str()).collect();
     let tokens: Vec<Vec<u32>> = caps.iter().map(|c| text.tokens_lossy(c)).collect();
-    let set = text.thresholds.as_ref().map(|t| t.set);
+    // Scored with the rule the run's captions were made with (its stored thresholds).
+    let th = text.thresholds.as_ref();
     let intents: Vec<Intent> = caps
         .iter()
-        .map(|c| captions::intent(c, set.unwrap_or(captions::AttributeSet::Objects), &text.class_words))
+        .map(|c| captions::intent(c, th.map_or(captions::AttributeSet::Objects, |t| t.set), &text.class_words))
         .collect();
     let own: Vec<&Intent> = intents.iter().collect();
     let z = model.prior(n, &mut rng(seed, Stream::Sample, 3));
@@ -89,15 +90,15 @@ pub fn run(
             fid: crate::eval::fid::fid(&emb.features, &t_emb.features, FEATURE_DIM)?,
             precision: pr.precision,
             recall: pr.recall,
-            agreement: agreement(&own, &bytes, &emb, &test, &td, set.is_some()),
+            agreement: agreement(&own, &bytes, &emb, test.shape, th),
         });
     }
-    let real = agreement(&own, &test.images, &t_emb, &test, &td, set.is_some());
+    let real = agreement(&own, &test.images, &t_emb, test.shape, th);
     let mut perm: Vec<usize> = (0..n).collect();
     perm.shuffle(&mut rng(seed, Stream::Eval, 11));
     let shuffled: Vec<&Intent> = perm.iter().map(|&j| &intents[j]).collect();
-    let chance = agreement(&shuffled, &test.images, &t_emb, &test, &td, set.is_some());
-    let source = if set.is_some() {
+    let chance = agreement(&shuffled, &test.images, &t_emb, test.shape, th);
+    let source = if th.is_some() {
         "made from each image's label and measured attributes (data::captions)"
     } else {
         "the dataset's own caption files"
@@ -117,9 +118,8 @@ fn agreement(
     intents: &[&Intent],
     images: &[u8],
     emb: &Embedding,
-    test: &Dataset,
-    td: &TextData,
-    attrs: bool,
+    shape: ImageShape,
+    th: Option<&Thresholds>,
 ) -> Agreement {
     let predicted = argmax_rows(&emb.probs, emb.classes);
     let (mut hit, mut named) = (0usize, 0usize);
@@ -130,12 +130,12 @@ fn agreement(
         }
     }
     let mut out = Agreement { class: (named > 0).then(|| hit as f64 / named as f64), ..Default::default() };
-    let Some(th) = td.thresholds.as_ref().filter(|_| attrs) else { return out };
+    let Some(th) = th else { return out };
     let names = th.set.attributes();
     let mut counts = [(0usize, 0usize); captions::ATTRS];
-    let len = test.shape.len();
+    let len = shape.len();
     for (i, it) in intents.iter().enumerate() {
-        let m = captions::measure(th.set, &images[i * len..(i + 1) * len], test.shape);
+        let m = captions::measure(th.set, &images[i * len..(i + 1) * len], shape);
         let fallback = predicted[i];
         for (a, h) in captions::attribute_hits(it, m, th, fallback).into_iter().enumerate() {
             if let Some(h) = h {
