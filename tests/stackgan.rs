@@ -95,6 +95,10 @@ fn a_short_stackgan_follows_its_captions_better_than_chance() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Text to image: sg") && page.contains("permuted captions (chance)"), "text section");
     assert!(page.contains("Stage I samples"), "stage I picture");
+    assert!(
+        report.runs[0].training.recipe.contains("then stage II with stage I frozen"),
+        "the recipe names the stages"
+    );
 }
 
 #[test]

@@ -141,6 +141,13 @@ pub fn recipe(cfg: &crate::config::RunConfig, summary: Option<&Summary>) -> Stri
     if let crate::models::Objective::Iwae { k } = cfg.objective {
         parts.push(format!("IWAE objective, k = {k}"));
     }
+    if cfg.model.decl().text {
+        parts.push(format!(
+            "stage I for the first half of the updates, then stage II with stage I frozen; conditioning-augmentation \
+             KL weight {}",
+            cfg.beta
+        ));
+    }
     if cfg.model.is_adversarial() {
         parts.push(format!("{} D step(s) per G step", cfg.d_steps));
         if cfg.label_smoothing > 0.0 {
