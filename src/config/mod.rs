@@ -314,6 +314,17 @@ mod tests {
         assert_eq!(back, cfg);
     }
 
+    /// The DCGAN's measured rate (README, "DCGAN recipes") is its own: LSGAN, which borrows the
+    /// DCGAN's declaration, and the MLP GAN keep Radford et al.'s 2e-4; a flag still wins.
+    #[test]
+    fn dcgan_default_rate_is_its_own() {
+        let lr = |m, o| RunConfig::resolve(m, o).unwrap().lr;
+        assert_eq!(lr(ModelKind::Dcgan, Options::default()), 8e-4);
+        assert_eq!(lr(ModelKind::Lsgan, Options::default()), 2e-4);
+        assert_eq!(lr(ModelKind::Gan, Options::default()), 2e-4);
+        assert_eq!(lr(ModelKind::Dcgan, Options { lr: Some(2e-4), ..Default::default() }), 2e-4);
+    }
+
     #[test]
     fn unknown_key_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
