@@ -172,6 +172,30 @@ fn mixture_prior_puts_codes_on_the_circle() {
     assert!((mean_r - 4.0).abs() < 0.1, "{mean_r}");
 }
 
+/// `--prior mixture` for a GAN: G's training codes come from the run's prior (with the same seed,
+/// and so the same initial weights and batches, the first step's D(G(z)) differs from a Gaussian
+/// run's), the run keeps its prior, and the loaded model samples from it.
+#[test]
+fn gan_trains_and_samples_from_its_prior() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |prior, name: &str| {
+        let run = dir.path().join(name);
+        let opts =
+            Options { max_steps: Some(2), log_every: Some(1), prior: Some(prior), seed: Some(2), ..Default::default() };
+        train_run(&run, &quick_config(ModelKind::Dcgan, "digits", opts));
+        run
+    };
+    let (gauss, mix) = (train(Prior::Gaussian, "gaussian"), train(Prior::Mixture, "mixture"));
+    let d_fake = |run: &std::path::Path| steps(run)[0]["train"]["d_fake"].as_f64().unwrap();
+    assert_ne!(d_fake(&gauss), d_fake(&mix), "G's first batch did not come from the mixture");
+    let model = latentlab::run::load_model(&mix, latentlab::run::Which::Latest, &Device::flex()).unwrap().1;
+    assert_eq!(model.spec.prior, Prior::Mixture);
+    let z = model.prior(500, &mut latentlab::util::rng(0, latentlab::util::Stream::Sample, 0));
+    let l = model.spec.latent_dim;
+    let on_circle = z.chunks(l).filter(|c| ((c[0] * c[0] + c[1] * c[1]).sqrt() - 4.0).abs() < 1.5).count();
+    assert!(on_circle > 480, "{on_circle} of 500 sample codes near the mixture's circle");
+}
+
 #[test]
 fn adversarial_resume_is_exact() {
     let dir = tempfile::tempdir().unwrap();

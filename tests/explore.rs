@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 use latentlab::config::Options;
-use latentlab::models::ModelKind;
+use latentlab::models::{ModelKind, Prior};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -40,6 +40,23 @@ fn runs() -> &'static Runs {
         );
         Runs { _dir: dir, root }
     })
+}
+
+/// A GAN with the mixture prior: the plane is centred on the components' circle in z1, z2, wide
+/// enough to cross all of them, and the note names that prior rather than N(0, I).
+#[test]
+fn space_of_a_mixture_prior_gan_crosses_every_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("mix");
+    let opts = Options { max_steps: Some(5), prior: Some(Prior::Mixture), ..Default::default() };
+    train_run(&run, &quick_config(ModelKind::Gan, "digits", opts));
+    let s = serve(&[&run], &[]);
+    let sp = ok(get(&s, "/api/runs/mix/space"));
+    assert_eq!(sp["basis"], "prior");
+    assert_eq!((sp["center"][0].as_f64(), sp["center"][1].as_f64()), (Some(0.0), Some(0.0)), "{}", sp["center"]);
+    assert_eq!(sp["extent"]["u"][1].as_f64(), Some(5.0));
+    let note = sp["note"].as_str().unwrap();
+    assert!(note.contains("mixture of 10 Gaussians") && !note.contains("N(0, I)"), "{note}");
 }
 
 /// A running `latentlab explore`, killed when dropped.

@@ -43,7 +43,7 @@ declare::settings! {
         d_steps: u64 = 1;
         /// One-sided label smoothing: D's target for real images is 1 − s (adversarial models).
         label_smoothing: f64 = 0.0;
-        /// Prior of the adversarial autoencoder.
+        /// Prior p(z): of the adversarial autoencoder's codes, or of a GAN's generator input.
         #[arg(value_enum)]
         prior: Prior = Prior::Gaussian;
         /// Encoder/decoder bodies of the VAE family: mlp, or conv (strided convolutions).

@@ -6,6 +6,8 @@
 use super::api::short;
 use super::http::{ApiError, ApiResult};
 use super::runs::Loaded;
+use crate::models::Prior;
+use crate::models::prior::{MIXTURE_RADIUS, MIXTURE_STD};
 use serde_json::{Value, json};
 
 /// Slider directions at most.
@@ -19,14 +21,25 @@ pub fn compute(l: &Loaded, n: usize) -> ApiResult<Value> {
     let axis = |i: usize| -> Vec<f32> { (0..d).map(|j| if i == j { 1.0 } else { 0.0 }).collect() };
 
     if !spec.kind.has_encoder() {
-        let center = l.run.prior_sheet(1, 0);
+        let mut center = l.run.prior_sheet(1, 0);
+        // The mixture's components lie on a circle in z1, z2: centred on the circle's middle, the
+        // plane crosses all ten of them (and the gaps between, where G has no training codes).
+        let (prior, r) = if spec.prior == Prior::Mixture {
+            center.iter_mut().take(2).for_each(|c| *c = 0.0);
+            let what = format!(
+                "The prior is a mixture of 10 Gaussians (σ {MIXTURE_STD}) on a circle of radius {MIXTURE_RADIUS} in \
+                 z1, z2, N(0, 1) on the other axes; the plane is centred on the circle, so it crosses every component."
+            );
+            (what, MIXTURE_RADIUS + 2.0 * MIXTURE_STD)
+        } else {
+            ("The prior is N(0, I): ±3 along an axis holds 99.7% of its draws.".to_string(), 3.0f32)
+        };
         let note = format!(
             "A {} has no encoder, so there are no test codes to plot: this is the plane through one prior \
              draw (sample --seed 0, image 0) along the latent axes z1 and z2 of its {d}-d latent; the \
-             sliders move z1…z{k}. The prior is N(0, I): ±3 along an axis holds 99.7% of its draws.",
+             sliders move z1…z{k}. {prior}",
             spec.kind.name(),
         );
-        let r = 3.0f32;
         return Ok(json!({
             "basis": "prior", "note": note, "latent_dim": d, "center": short(&center),
             "directions": (0..k).map(|i| short(&axis(i))).collect::<Vec<_>>(), "spread": vec![1.0f32; k],

@@ -106,7 +106,7 @@ pub fn gan_defaults(epochs: u64) -> Options {
 }
 
 /// Options every GAN accepts.
-pub const GAN_OPTIONS: &[&str] = &["lr_d", "d_steps", "label_smoothing", "ema"];
+pub const GAN_OPTIONS: &[&str] = &["prior", "lr_d", "d_steps", "label_smoothing", "ema"];
 
 /// Adam with β1 = 0.5 for both players, as in Radford et al.
 pub const GAN_OPTIMIZERS: &[Adam] = &[Adam { updates: "G", beta1: 0.5 }, Adam { updates: "D", beta1: 0.5 }];

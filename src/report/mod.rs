@@ -154,6 +154,9 @@ pub fn recipe(cfg: &crate::config::RunConfig, summary: Option<&Summary>) -> Stri
             parts.push(format!("label smoothing {}", cfg.label_smoothing));
         }
     }
+    if cfg.prior == crate::models::Prior::Mixture {
+        parts.push("codes from the 10-Gaussian mixture prior".into());
+    }
     if let Some(d) = cfg.lr_d {
         parts.push(format!("D's lr {d} (two time-scale updates)"));
     }
@@ -258,6 +261,10 @@ mod tests {
         let cfg = crate::config::RunConfig::resolve(ModelKind::Vae, Default::default()).unwrap();
         assert!(recipe(&cfg, Some(&s)).starts_with("10 updates of batch"), "{}", recipe(&cfg, Some(&s)));
         assert!(recipe(&cfg, None).starts_with("? updates"));
+        assert!(!recipe(&cfg, None).contains("mixture"));
+        let opts = crate::config::Options { prior: Some(crate::models::Prior::Mixture), ..Default::default() };
+        let cfg = crate::config::RunConfig::resolve(ModelKind::Dcgan, opts).unwrap();
+        assert!(recipe(&cfg, None).contains("codes from the 10-Gaussian mixture prior"), "{}", recipe(&cfg, None));
     }
 
     /// A summary.json that is there but unreadable is an error naming it, not a silent blank.

@@ -9,7 +9,6 @@ use crate::models::game::GameLoss;
 pub use crate::models::game::bce_logits;
 use crate::models::gan::Adversary;
 use crate::models::prior::sample_prior;
-use crate::util::normal_vec;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -75,7 +74,7 @@ pub fn gan_step(
     let mut d_stats = None;
     let mut fake = None;
     for _ in 0..cfg.d_steps {
-        let z = matrix(normal_vec(rng, b * l), b, l, &device);
+        let z = matrix(sample_prior(spec.prior, b, l, rng), b, l, &device);
         let f = m.generate(z, cond.clone());
         let (d_loss, lr, lf) = d_loss(&m, x.clone(), f.clone(), cond.clone(), game, real_target);
         let grads = GradientsParams::from_grads(d_loss.backward(), &m.d);

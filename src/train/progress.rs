@@ -3,8 +3,9 @@
 use crate::data::Batch;
 use crate::models::Model;
 use crate::models::blocks::matrix;
+use crate::models::prior::sample_prior;
 use crate::run::checkpoint::Sums;
-use crate::util::{Stream, normal_vec, rng};
+use crate::util::{Stream, rng};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use std::io::IsTerminal;
@@ -44,13 +45,15 @@ pub(super) fn fmt_losses(v: &Value) -> String {
     if rest.is_empty() { format!("{main:.2}") } else { format!("{main:.2} ({})", rest.join(", ")) }
 }
 
-/// Mean losses over evaluation batches (per image), with fixed reparameterisation noise.
+/// Mean losses over evaluation batches (per image), with fixed noise: a GAN's codes, drawn from
+/// its prior, or a VAE's reparameterisation noise (its prior is always N(0, I)).
 pub fn evaluate(model: &Model, batches: &[Batch]) -> Value {
     let mut acc = Sums::new();
     let (l, k) = (model.spec.latent_dim, model.spec.objective.draws());
     for (i, b) in batches.iter().enumerate() {
         let x = matrix(b.x.clone(), b.n, model.spec.shape.len(), &model.device);
-        let eps = matrix(normal_vec(&mut rng(0x7E57, Stream::Eval, i as u64), b.n * k * l), b.n * k, l, &model.device);
+        let noise = sample_prior(model.spec.prior, b.n * k, l, &mut rng(0x7E57, Stream::Eval, i as u64));
+        let eps = matrix(noise, b.n * k, l, &model.device);
         for (k, v) in model.net.losses(&model.spec, x, &b.labels, eps).values() {
             let e = acc.entry(k.to_string()).or_default();
             e.0 += v * b.n as f64;
