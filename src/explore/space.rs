@@ -7,7 +7,7 @@ use super::api::short;
 use super::http::{ApiError, ApiResult};
 use super::runs::Loaded;
 use crate::models::Prior;
-use crate::models::prior::{MIXTURE_RADIUS, MIXTURE_STD};
+use crate::models::prior::{MIXTURE_COMPONENTS, MIXTURE_RADIUS, MIXTURE_STD};
 use serde_json::{Value, json};
 
 /// Slider directions at most.
@@ -27,7 +27,7 @@ pub fn compute(l: &Loaded, n: usize) -> ApiResult<Value> {
         let (prior, r) = if spec.prior == Prior::Mixture {
             center.iter_mut().take(2).for_each(|c| *c = 0.0);
             let what = format!(
-                "The prior is a mixture of 10 Gaussians (σ {MIXTURE_STD}) on a circle of radius {MIXTURE_RADIUS} in \
+                "The prior is a mixture of {MIXTURE_COMPONENTS} Gaussians (σ {MIXTURE_STD}) on a circle of radius {MIXTURE_RADIUS} in \
                  z1, z2, N(0, 1) on the other axes; the plane is centred on the circle, so it crosses every component."
             );
             (what, MIXTURE_RADIUS + 2.0 * MIXTURE_STD)

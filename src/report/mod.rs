@@ -155,7 +155,7 @@ pub fn recipe(cfg: &crate::config::RunConfig, summary: Option<&Summary>) -> Stri
         }
     }
     if cfg.prior == crate::models::Prior::Mixture {
-        parts.push("codes from the 10-Gaussian mixture prior".into());
+        parts.push(format!("codes from the {}-Gaussian mixture prior", crate::models::prior::MIXTURE_COMPONENTS));
     }
     if let Some(d) = cfg.lr_d {
         parts.push(format!("D's lr {d} (two time-scale updates)"));
