@@ -62,14 +62,18 @@ class G(nn.Module):
 
 
 class D(nn.Module):
-    def __init__(s):
+    # conv3: train dcgan's 3×3 layer on the 7×7 features (False: the two-conv D of earlier releases).
+    def __init__(s, conv3=True):
         super().__init__()
         s.c1, s.c2, s.bn2 = nn.Conv2d(1, 64, 4, 2, 1), nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128)
+        s.c3, s.bn3 = (nn.Conv2d(128, 128, 3, 1, 1), nn.BatchNorm2d(128)) if conv3 else (None, None)
         s.fc = nn.Linear(128 * 7 * 7, 1)
 
     def forward(s, x):
         x = F.leaky_relu(s.c1(x), 0.2)
         x = F.leaky_relu(s.bn2(s.c2(x)), 0.2)
+        if s.c3 is not None:
+            x = F.leaky_relu(s.bn3(s.c3(x)), 0.2)
         return s.fc(x.flatten(1))
 
 

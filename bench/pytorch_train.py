@@ -87,7 +87,7 @@ def train_vae(a, train, test):
 
 
 def train_dcgan(a, train):
-    gen, disc = G(), D()
+    gen, disc = G(), D(conv3=not a.two_conv_d)
     gen.apply(dcgan_init)
     disc.apply(dcgan_init)
     lr = a.lr or 2e-4
@@ -127,6 +127,7 @@ def main():
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--two-conv-d", action="store_true", help="DCGAN: D without the 3×3 layer (the README's references)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--out", required=True)
     a = p.parse_args()

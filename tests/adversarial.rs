@@ -28,6 +28,7 @@ fn spec(kind: ModelKind, shape: ImageShape) -> ModelSpec {
         prior: Prior::Gaussian,
         arch: Default::default(),
         objective: Default::default(),
+        d_conv3: kind.decl().d_conv3,
         ema: None,
         text: None,
     }

@@ -74,6 +74,7 @@ fn valid_checkpoint() -> Vec<u8> {
         prior: Default::default(),
         arch: Default::default(),
         objective: Default::default(),
+        d_conv3: false,
         ema: None,
         text: None,
     };

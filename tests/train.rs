@@ -173,6 +173,7 @@ fn iwae_objective_bounds_the_elbo_and_trains() {
         prior: Default::default(),
         arch: Default::default(),
         objective: Objective::Iwae { k: 7 },
+        d_conv3: false,
         ema: None,
         text: None,
     };

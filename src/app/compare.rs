@@ -27,7 +27,7 @@ pub struct CompareRequest {
     /// Report file [default: compare/<dataset>/report.html (report-quick.html with --quick), or report.html for given runs].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Minutes instead of the full protocol: short training (VAE 10,000 updates, DCGAN 5,000, on
+    /// Minutes instead of the full protocol: short training (VAE 10,000 updates, DCGAN 3,500, on
     /// any dataset size) and a lighter evaluation (2000 samples, IWAE k = 100 on 1000 test images).
     #[arg(long)]
     pub quick: bool,
@@ -153,7 +153,7 @@ fn ensure_trained(
 /// `train` does on MNIST; `--quick` fits training and evaluation of both into about five minutes.
 pub fn compare_updates(defaults: &RunConfig, quick: bool) -> u64 {
     match (defaults.model.family(), quick) {
-        (Family::Adversarial, true) => 5_000,
+        (Family::Adversarial, true) => 3_500,
         (_, true) => 10_000,
         (_, false) => defaults.epochs * 60_000u64.div_ceil(defaults.batch_size as u64),
     }

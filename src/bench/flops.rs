@@ -49,7 +49,8 @@ pub fn mlp_vae_step(d: usize, hidden: &[usize], latent: usize) -> u64 {
     stack_step(&mlp_vae_layers(d, hidden, latent))
 }
 
-/// (generator, discriminator) multiply-adds per layer of `models::dcgan` for `shape`.
+/// (generator, discriminator) multiply-adds per layer of `models::dcgan` for `shape` (D with its
+/// 3×3 layer, as `train dcgan` builds it).
 pub fn dcgan_layers(shape: ImageShape, latent: usize) -> (Vec<u64>, Vec<u64>) {
     let (h4, w4, c) = (shape.height / 4, shape.width / 4, shape.channels);
     let g = vec![
@@ -57,8 +58,12 @@ pub fn dcgan_layers(shape: ImageShape, latent: usize) -> (Vec<u64>, Vec<u64>) {
         conv_t_macs(G_CH, D_CH, 4, h4, w4),
         conv_t_macs(D_CH, c, 4, 2 * h4, 2 * w4),
     ];
-    let d =
-        vec![conv_macs(c, D_CH, 4, 2 * h4, 2 * w4), conv_macs(D_CH, G_CH, 4, h4, w4), linear_macs(G_CH * h4 * w4, 1)];
+    let d = vec![
+        conv_macs(c, D_CH, 4, 2 * h4, 2 * w4),
+        conv_macs(D_CH, G_CH, 4, h4, w4),
+        conv_macs(G_CH, G_CH, 3, h4, w4),
+        linear_macs(G_CH * h4 * w4, 1),
+    ];
     (g, d)
 }
 
@@ -93,9 +98,9 @@ mod tests {
         let (g, d) = dcgan_layers(s, 100);
         // G: 100→6272, ConvT 128→64 on 7×7, ConvT 64→1 on 14×14
         assert_eq!(g, vec![627_200, 6_422_528, 200_704]);
-        // D: Conv 1→64 to 14×14, Conv 64→128 to 7×7, 6272→1
-        assert_eq!(d, vec![200_704, 6_422_528, 6_272]);
-        let (gs, ds) = (7_250_432u64, 6_629_504u64);
+        // D: Conv 1→64 to 14×14, Conv 64→128 to 7×7, Conv3×3 128→128 on 7×7, 6272→1
+        assert_eq!(d, vec![200_704, 6_422_528, 7_225_344, 6_272]);
+        let (gs, ds) = (7_250_432u64, 13_854_848u64);
         assert_eq!(dcgan_step(s, 100), 6 * gs - 2 * 627_200 + 16 * ds - 4 * 200_704);
     }
 }

@@ -9,14 +9,11 @@ fn median_of_odd_and_even() {
     assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
 }
 
-/// The FLOP model's multiply-adds equal the weight-matrix sizes of the network bench builds
-/// (for fully connected layers, multiply-adds per sample = weights), counted from the module.
-#[test]
-fn mlp_vae_flops_match_the_real_network() {
-    let cfg = BenchModel::MlpVae.config(128, DeviceChoice::Cpu, None).unwrap();
-    let spec = crate::models::ModelSpec {
+/// The spec `train` would build from a bench model's config on images of `shape`.
+fn spec_of(cfg: &crate::config::RunConfig, shape: data::ImageShape) -> crate::models::ModelSpec {
+    crate::models::ModelSpec {
         kind: cfg.model,
-        shape: data::ImageShape { channels: 1, height: 28, width: 28 },
+        shape,
         num_classes: 10,
         latent_dim: cfg.latent_dim,
         hidden: cfg.hidden.clone(),
@@ -26,9 +23,18 @@ fn mlp_vae_flops_match_the_real_network() {
         prior: cfg.prior,
         arch: cfg.arch,
         objective: cfg.objective,
+        d_conv3: cfg.model.decl().d_conv3,
         ema: cfg.ema,
         text: None,
-    };
+    }
+}
+
+/// The FLOP model's multiply-adds equal the weight-matrix sizes of the network bench builds
+/// (for fully connected layers, multiply-adds per sample = weights), counted from the module.
+#[test]
+fn mlp_vae_flops_match_the_real_network() {
+    let cfg = BenchModel::MlpVae.config(128, DeviceChoice::Cpu, None).unwrap();
+    let spec = spec_of(&cfg, data::ImageShape { channels: 1, height: 28, width: 28 });
     let net = Net::new(&spec, 0, &Device::flex());
     struct Weights(u64);
     impl ModuleVisitor for Weights {
@@ -44,14 +50,15 @@ fn mlp_vae_flops_match_the_real_network() {
     assert_eq!(w.0, macs);
 }
 
-/// The DCGAN FLOP model's per-layer multiply-adds equal those of the networks `models::dcgan`
-/// builds: weights × output positions for a convolution, weights × input positions for a
+/// The DCGAN FLOP model's per-layer multiply-adds equal those of the networks `bench` and `train
+/// dcgan` build: weights × output positions for a convolution, weights × input positions for a
 /// transposed one (every input pixel scatters one kernel), weights for a linear layer; the
 /// positions come from running each layer, not from the formula under test.
 #[test]
 fn dcgan_flops_match_the_real_network() {
-    use crate::models::dcgan::{ConvDiscriminator, ConvGenerator};
+    use crate::models::gan::{Discriminator, Generator};
     let dev = Device::flex();
+    let cfg = BenchModel::Dcgan.config(64, DeviceChoice::Cpu, None).unwrap();
     let numel = |w: &Param<Tensor<4>>| w.val().shape().num_elements() as u64;
     let positions = |t: &Tensor<4>| {
         let [_, _, h, w] = t.dims();
@@ -61,9 +68,11 @@ fn dcgan_flops_match_the_real_network() {
         data::ImageShape { channels: 1, height: 28, width: 28 },
         data::ImageShape { channels: 3, height: 32, width: 24 },
     ] {
-        let mut rng = crate::util::rng(0, crate::util::Stream::Init, 0);
-        let g = ConvGenerator::new(100, 0, shape, &mut rng, &dev);
-        let d = ConvDiscriminator::new(shape, &mut rng, &dev);
+        let spec = spec_of(&cfg, shape);
+        let Net::Gan(adv) = Net::new(&spec, 0, &dev) else { panic!("bench's dcgan is not a GAN") };
+        let (Generator::Conv(g), Discriminator::Conv(d)) = (adv.g, adv.d) else {
+            panic!("bench's dcgan is not convolutional")
+        };
         let z = Tensor::<4>::zeros([1, g.up1.weight.dims()[0], g.h4, g.w4], &dev);
         let up1 = g.up1.forward(z.clone());
         let g_macs = vec![
@@ -74,9 +83,12 @@ fn dcgan_flops_match_the_real_network() {
         let x = Tensor::<4>::zeros([1, shape.channels, shape.height, shape.width], &dev);
         let down1 = d.down1.forward(x);
         let down2 = d.down2.forward(down1.clone());
+        let conv3 = d.conv3.as_ref().expect("train dcgan's D has the 3×3 layer");
+        let out3 = conv3.forward(down2.clone());
         let d_macs = vec![
             numel(&d.down1.weight) * positions(&down1),
             numel(&d.down2.weight) * positions(&down2),
+            numel(&conv3.weight) * positions(&out3),
             d.fc.weight.val().shape().num_elements() as u64,
         ];
         assert_eq!((g_macs, d_macs), flops::dcgan_layers(shape, 100), "{shape:?}");

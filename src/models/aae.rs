@@ -69,6 +69,7 @@ pub const DECL: ModelDecl = ModelDecl {
         Adam { updates: "encoder as generator", beta1: 0.5 },
     ],
     game: None,
+    d_conv3: false,
     held_out: super::ae::NATS,
     collapse_below: Some(0.01),
     build: |spec, seed, device| {

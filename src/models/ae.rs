@@ -77,6 +77,7 @@ pub const DECL: ModelDecl = ModelDecl {
     },
     optimizers: &[Adam { updates: "encoder and decoder", beta1: 0.9 }],
     game: None,
+    d_conv3: false,
     held_out: NATS,
     collapse_below: None,
     build: |spec, seed, device| {

@@ -194,7 +194,7 @@ pub fn build_adversary(spec: &ModelSpec, seed: u64, device: &Device, conv: bool)
     };
     let g = new_g(rng);
     let d = if conv {
-        Discriminator::Conv(super::dcgan::ConvDiscriminator::new(spec.shape, rng, device))
+        Discriminator::Conv(super::dcgan::ConvDiscriminator::new(spec.shape, spec.d_conv3, rng, device))
     } else {
         Discriminator::Mlp(MlpDiscriminator::new(d, c, rng, device))
     };
@@ -220,6 +220,7 @@ pub const DECL: ModelDecl = ModelDecl {
     defaults: |_| registry::gan_defaults(30),
     optimizers: registry::GAN_OPTIMIZERS,
     game: Some(GameLoss::NonSaturating),
+    d_conv3: false,
     held_out: BCE_HELD_OUT,
     collapse_below: Some(0.01),
     build: |spec, seed, device| build_adversary(spec, seed, device, false),

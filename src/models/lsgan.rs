@@ -16,5 +16,7 @@ pub const DECL: ModelDecl = ModelDecl {
     },
     // Radford et al.'s 2e-4: the DCGAN's 8e-4 was measured for the BCE game only.
     defaults: |_| super::registry::gan_defaults(15),
+    // The two-conv D the LSGAN was measured with (the 3×3 layer was measured for the BCE game).
+    d_conv3: false,
     ..super::dcgan::DECL
 };

@@ -116,6 +116,10 @@ pub struct ModelSpec {
     pub arch: Arch,
     #[serde(default)]
     pub objective: Objective,
+    /// DCGAN: D has a 3×3 convolution on its last feature map (`models::dcgan`). Specs written
+    /// before it existed read as false, so their checkpoints keep loading the D they trained.
+    #[serde(default)]
+    pub d_conv3: bool,
     /// GANs: decay of the exponential moving average of G's weights that samples come from
     /// (`--ema`); None: samples come from G itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -64,6 +64,8 @@ pub struct ModelDecl {
     pub optimizers: &'static [Adam],
     /// The game's losses (adversarial models).
     pub game: Option<GameLoss>,
+    /// Convolutional GANs: D gets the 3×3 layer on its last feature map (`ModelSpec::d_conv3`).
+    pub d_conv3: bool,
     pub held_out: HeldOut,
     /// Collapse guard: warn when D's mean training loss over a log interval falls below this (D
     /// wins outright and G gets no gradient). None: no such guard (e.g. a critic whose loss is

@@ -333,6 +333,7 @@ pub const DECL: ModelDecl = ModelDecl {
     defaults: |_| crate::config::Options { beta: Some(1.0), ..registry::gan_defaults(6) },
     optimizers: OPTIMIZERS,
     game: Some(GameLoss::NonSaturating),
+    d_conv3: false,
     held_out: HeldOut {
         units: "test, with class captions: D's BCE losses (loss: both stages'), mean D(x) and D(G(z)) of stage I \
                 (d1_real, d1_fake) and stage II (d_real, d_fake)",

@@ -14,6 +14,7 @@ fn spec(kind: ModelKind) -> ModelSpec {
         prior: Prior::Gaussian,
         arch: Arch::Mlp,
         objective: Objective::Elbo,
+        d_conv3: false,
         ema: None,
         text: None,
     }

@@ -297,6 +297,7 @@ pub const DECL: ModelDecl = ModelDecl {
     },
     optimizers: &[Adam { updates: "encoder and decoder", beta1: 0.9 }],
     game: None,
+    d_conv3: false,
     held_out: super::ae::NATS,
     collapse_below: None,
     build: |spec, seed, device| {

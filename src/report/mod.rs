@@ -87,7 +87,9 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
     let metrics = if dir.metrics().exists() { log::read(&dir.metrics())? } else { vec![] };
     let kind = cfg.model;
     let loss_name = if kind.is_gan() { "g_loss" } else { "loss" };
-    let training = training(&metrics, summary.as_ref(), loss_name, recipe(&cfg, summary.as_ref()));
+    // The architecture as trained (a checkpoint's spec; older DCGAN runs have the two-conv D).
+    let spec = crate::run::checkpoint::Checkpoint::load(&dir.latest()).ok().map(|c| c.meta.spec);
+    let training = training(&metrics, summary.as_ref(), loss_name, recipe(&cfg, summary.as_ref(), spec.as_ref()));
     let name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| path.display().to_string());
     let pictures = [
         ("Samples", "samples.png"),
@@ -123,8 +125,13 @@ pub fn read_run(path: &Path) -> Result<RunReport> {
     })
 }
 
-/// The recipe of a run as one line: what was trained, how long and how.
-pub fn recipe(cfg: &crate::config::RunConfig, summary: Option<&Summary>) -> String {
+/// The recipe of a run as one line: what was trained, how long and how (`spec`: the architecture
+/// the run's checkpoint holds, where there is one).
+pub fn recipe(
+    cfg: &crate::config::RunConfig,
+    summary: Option<&Summary>,
+    spec: Option<&crate::models::ModelSpec>,
+) -> String {
     let mut parts = vec![format!(
         "{} updates of batch {} ({} epoch(s))",
         summary.map_or("?".into(), |s| s.steps.to_string()),
@@ -147,6 +154,9 @@ pub fn recipe(cfg: &crate::config::RunConfig, summary: Option<&Summary>) -> Stri
              KL weight {}",
             cfg.beta
         ));
+    }
+    if spec.is_some_and(|s| s.d_conv3) {
+        parts.push("D with a 3×3 convolution on its last feature map".into());
     }
     if cfg.model.is_adversarial() {
         parts.push(format!("{} D step(s) per G step", cfg.d_steps));
@@ -259,12 +269,35 @@ mod tests {
         let t = training(&[], None, "loss", String::new());
         assert_eq!((t.steps, t.status, t.samples_per_sec), (0, None, None));
         let cfg = crate::config::RunConfig::resolve(ModelKind::Vae, Default::default()).unwrap();
-        assert!(recipe(&cfg, Some(&s)).starts_with("10 updates of batch"), "{}", recipe(&cfg, Some(&s)));
-        assert!(recipe(&cfg, None).starts_with("? updates"));
-        assert!(!recipe(&cfg, None).contains("mixture"));
+        assert!(recipe(&cfg, Some(&s), None).starts_with("10 updates of batch"), "{}", recipe(&cfg, Some(&s), None));
+        assert!(recipe(&cfg, None, None).starts_with("? updates"));
+        assert!(!recipe(&cfg, None, None).contains("mixture"));
         let opts = crate::config::Options { prior: Some(crate::models::Prior::Mixture), ..Default::default() };
         let cfg = crate::config::RunConfig::resolve(ModelKind::Dcgan, opts).unwrap();
-        assert!(recipe(&cfg, None).contains("codes from the 10-Gaussian mixture prior"), "{}", recipe(&cfg, None));
+        assert!(
+            recipe(&cfg, None, None).contains("codes from the 10-Gaussian mixture prior"),
+            "{}",
+            recipe(&cfg, None, None)
+        );
+        // D's 3×3 layer is named where the run's checkpoint has it, and only there.
+        let s = |d_conv3| crate::models::ModelSpec {
+            kind: ModelKind::Dcgan,
+            shape: crate::data::ImageShape { channels: 1, height: 28, width: 28 },
+            num_classes: 10,
+            latent_dim: 100,
+            hidden: vec![],
+            decoder: crate::models::DecoderKind::Bernoulli,
+            decoder_sigma: None,
+            beta: 1.0,
+            prior: Default::default(),
+            arch: Default::default(),
+            objective: Default::default(),
+            d_conv3,
+            ema: None,
+            text: None,
+        };
+        assert!(recipe(&cfg, None, Some(&s(true))).contains("D with a 3×3 convolution"));
+        assert!(!recipe(&cfg, None, Some(&s(false))).contains("3×3"));
     }
 
     /// A summary.json that is there but unreadable is an error naming it, not a silent blank.

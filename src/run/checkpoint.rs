@@ -171,6 +171,7 @@ mod tests {
                     prior: crate::models::Prior::Gaussian,
                     arch: Default::default(),
                     objective: Default::default(),
+                    d_conv3: false,
                     ema: None,
                     text: None,
                 },
@@ -214,5 +215,29 @@ mod tests {
         let e = decode_optims(&framed, vec![FusedAdam::new(0.9).init()]).err().unwrap();
         assert!(!e.is_empty());
         assert!(decode_optims(&framed[..framed.len() - 3], fresh()).is_err(), "truncation accepted");
+    }
+
+    /// DCGAN checkpoints written before D's 3×3 layer: their spec has no `d_conv3`, reads as false,
+    /// and their weights load into the two-conv D they trained; the same weights do not fit the
+    /// D that `train dcgan` builds now.
+    #[test]
+    fn dcgan_checkpoints_from_before_the_3x3_layer_still_load() {
+        let device = Device::flex();
+        let mut old = ck();
+        old.meta.spec.kind = crate::models::ModelKind::Dcgan;
+        old.meta.spec.shape = crate::data::ImageShape { channels: 1, height: 28, width: 28 };
+        old.meta.spec.latent_dim = 100;
+        let net = Net::new(&old.meta.spec, 0, &device);
+        old.model = net.into_record().into_bytes().unwrap().to_vec();
+        let mut spec = serde_json::to_value(&old.meta.spec).unwrap();
+        assert_eq!(spec.as_object_mut().unwrap().remove("d_conv3"), Some(serde_json::Value::Bool(false)));
+        old.meta.spec = serde_json::from_value(spec).unwrap();
+        assert!(!old.meta.spec.d_conv3);
+        let back = Checkpoint::decode(&old.encode()).unwrap();
+        assert!(load_net(&back, &device, Path::new("old.ckpt")).is_ok());
+        let mut now = back;
+        now.meta.spec.d_conv3 = true;
+        let e = load_net(&now, &device, Path::new("old.ckpt")).expect_err("two-conv weights accepted by the new D");
+        assert!(e.to_string().contains("old.ckpt"), "{e}");
     }
 }

@@ -23,6 +23,7 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> Mode
         prior: cfg.prior,
         arch: cfg.arch,
         objective: cfg.objective,
+        d_conv3: cfg.model.decl().d_conv3,
         ema: cfg.ema,
         text: text.map(|t| TextSpec {
             vocab: vocabulary(&t.train),
