@@ -233,6 +233,40 @@ fn adversarial_resume_is_exact() {
     assert_eq!(strip(&full), strip(&part));
 }
 
+/// A DCGAN run written before D's 3×3 layer resumes with the two-conv D it trained (its checkpoint
+/// says so), not with the one `train dcgan` builds now, and keeps it in its new checkpoints.
+#[test]
+fn a_dcgan_run_from_before_the_3x3_layer_resumes_with_its_own_d() {
+    use latentlab::run::checkpoint::{Checkpoint, encode_optims};
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("old");
+    let cfg = |max_steps| {
+        quick_config(
+            ModelKind::Dcgan,
+            "digits",
+            Options { epochs: Some(2), max_steps: Some(max_steps), seed: Some(4), ..Default::default() },
+        )
+    };
+    train_run(&run, &cfg(10));
+    let (rd, mut c) = latentlab::run::RunDir::open(&run).unwrap();
+    // Rewrite the checkpoint as an older release wrote it: two-conv D, spec without the flag.
+    let mut ck = Checkpoint::load(&rd.latest()).unwrap();
+    assert!(ck.meta.spec.d_conv3, "train dcgan builds D with its 3×3 layer");
+    ck.meta.spec.d_conv3 = false;
+    ck.model = Net::new(&ck.meta.spec, 4, &Device::flex()).into_record().into_bytes().unwrap().to_vec();
+    let fresh = || latentlab::train::optim::FusedAdam::new(0.5).init();
+    ck.optim = encode_optims(&[fresh(), fresh()]).unwrap();
+    ck.save(&rd.latest()).unwrap();
+    c.max_steps = Some(20);
+    let data = latentlab::data::load("digits", Some(&shared_data())).unwrap();
+    latentlab::train::train(&rd, &c, &data, Some(Checkpoint::load(&rd.latest()).unwrap())).unwrap();
+    let after = Checkpoint::load(&rd.latest()).unwrap();
+    assert_eq!((after.meta.state.step, after.meta.spec.d_conv3), (20, false));
+    let (_, model, ..) = latentlab::run::load_model(&run, latentlab::run::Which::Latest, &Device::flex()).unwrap();
+    let Net::Gan(Adversary { d: Discriminator::Conv(d), .. }) = model.net else { panic!("not a DCGAN") };
+    assert!(d.conv3.is_none());
+}
+
 /// With `--ema`, samples come from the weight average: after each G update the average moves by
 /// (1 − decay) toward G, `decode` (what sample, eval and the pictures call) uses it, and a
 /// checkpoint restores it — resuming gives the same average as an uninterrupted run.

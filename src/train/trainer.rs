@@ -85,7 +85,12 @@ fn run_loop(
     let ad = base.clone().autodiff();
     // Text models train on captions: the data's own, or ones made from its labels and pixels.
     let text_data = cfg.model.decl().text.then(|| crate::data::captions::for_splits(&cfg.dataset, data)).transpose()?;
-    let spec = spec_for(cfg, data, text_data.as_ref());
+    let mut spec = spec_for(cfg, data, text_data.as_ref());
+    // A run keeps the architecture it started with: a DCGAN from before D's 3×3 layer resumes
+    // without it (the layer is the release's, not the config's).
+    if let Some(ck) = &resume {
+        spec.d_conv3 = ck.meta.spec.d_conv3;
+    }
     spec.validate()?;
     let captions = match (&spec.text, &text_data) {
         (Some(t), Some(d)) => super::stack::tokenised(t, d),
