@@ -1,5 +1,6 @@
 use super::*;
 use crate::models::Net;
+use crate::train::trainer::spec_of;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 
@@ -9,32 +10,12 @@ fn median_of_odd_and_even() {
     assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
 }
 
-/// The spec `train` would build from a bench model's config on images of `shape`.
-fn spec_of(cfg: &crate::config::RunConfig, shape: data::ImageShape) -> crate::models::ModelSpec {
-    crate::models::ModelSpec {
-        kind: cfg.model,
-        shape,
-        num_classes: 10,
-        latent_dim: cfg.latent_dim,
-        hidden: cfg.hidden.clone(),
-        decoder: cfg.decoder,
-        decoder_sigma: cfg.decoder_sigma,
-        beta: cfg.beta,
-        prior: cfg.prior,
-        arch: cfg.arch,
-        objective: cfg.objective,
-        d_conv3: cfg.model.decl().d_conv3,
-        ema: cfg.ema,
-        text: None,
-    }
-}
-
 /// The FLOP model's multiply-adds equal the weight-matrix sizes of the network bench builds
 /// (for fully connected layers, multiply-adds per sample = weights), counted from the module.
 #[test]
 fn mlp_vae_flops_match_the_real_network() {
     let cfg = BenchModel::MlpVae.config(128, DeviceChoice::Cpu, None).unwrap();
-    let spec = spec_of(&cfg, data::ImageShape { channels: 1, height: 28, width: 28 });
+    let spec = spec_of(&cfg, data::ImageShape { channels: 1, height: 28, width: 28 }, 10);
     let net = Net::new(&spec, 0, &Device::flex());
     struct Weights(u64);
     impl ModuleVisitor for Weights {
@@ -68,7 +49,7 @@ fn dcgan_flops_match_the_real_network() {
         data::ImageShape { channels: 1, height: 28, width: 28 },
         data::ImageShape { channels: 3, height: 32, width: 24 },
     ] {
-        let spec = spec_of(&cfg, shape);
+        let spec = spec_of(&cfg, shape, 10);
         let Net::Gan(adv) = Net::new(&spec, 0, &dev) else { panic!("bench's dcgan is not a GAN") };
         let (Generator::Conv(g), Discriminator::Conv(d)) = (adv.g, adv.d) else {
             panic!("bench's dcgan is not convolutional")

@@ -280,22 +280,9 @@ mod tests {
             recipe(&cfg, None, None)
         );
         // D's 3×3 layer is named where the run's checkpoint has it, and only there.
-        let s = |d_conv3| crate::models::ModelSpec {
-            kind: ModelKind::Dcgan,
-            shape: crate::data::ImageShape { channels: 1, height: 28, width: 28 },
-            num_classes: 10,
-            latent_dim: 100,
-            hidden: vec![],
-            decoder: crate::models::DecoderKind::Bernoulli,
-            decoder_sigma: None,
-            beta: 1.0,
-            prior: Default::default(),
-            arch: Default::default(),
-            objective: Default::default(),
-            d_conv3,
-            ema: None,
-            text: None,
-        };
+        let spec =
+            crate::train::trainer::spec_of(&cfg, crate::data::ImageShape { channels: 1, height: 28, width: 28 }, 10);
+        let s = |d_conv3| crate::models::ModelSpec { d_conv3, ..spec.clone() };
         assert!(recipe(&cfg, None, Some(&s(true))).contains("D with a 3×3 convolution"));
         assert!(!recipe(&cfg, None, Some(&s(false))).contains("3×3"));
     }

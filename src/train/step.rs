@@ -2,8 +2,8 @@
 //! `adversarial`); its declaration gives the optimisers. What `train` and `bench` both run.
 
 use crate::config::RunConfig;
-use crate::data::Splits;
 use crate::data::captions::{TextData, vocabulary};
+use crate::data::{ImageShape, Splits};
 use crate::models::blocks::one_hot;
 use crate::models::stackgan::TextSpec;
 use crate::models::{ModelSpec, Net};
@@ -12,9 +12,21 @@ use burn::optim::ModuleOptimizer;
 /// The model spec a config implies on a dataset (with its captions, for text models).
 pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> ModelSpec {
     ModelSpec {
+        text: text.map(|t| TextSpec {
+            vocab: vocabulary(&t.train),
+            class_words: t.class_words.clone(),
+            thresholds: t.thresholds.clone(),
+        }),
+        ..spec_of(cfg, data.train.shape, data.train.num_classes)
+    }
+}
+
+/// The spec a config implies on images of `shape` with `num_classes` labels, without captions.
+pub fn spec_of(cfg: &RunConfig, shape: ImageShape, num_classes: usize) -> ModelSpec {
+    ModelSpec {
         kind: cfg.model,
-        shape: data.train.shape,
-        num_classes: data.train.num_classes,
+        shape,
+        num_classes,
         latent_dim: cfg.latent_dim,
         hidden: cfg.hidden.clone(),
         decoder: cfg.decoder,
@@ -25,11 +37,7 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> Mode
         objective: cfg.objective,
         d_conv3: cfg.model.decl().d_conv3,
         ema: cfg.ema,
-        text: text.map(|t| TextSpec {
-            vocab: vocabulary(&t.train),
-            class_words: t.class_words.clone(),
-            thresholds: t.thresholds.clone(),
-        }),
+        text: None,
     }
 }
 
