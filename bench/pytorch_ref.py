@@ -1,7 +1,7 @@
 """PyTorch reference for `latentlab bench --pytorch PYTHON`: the same training steps as latentlab's
 bench models (same layers, losses, optimiser, batch), on the same MNIST images, same thread count.
 
-Standalone: python pytorch_ref.py --mnist DIR [--models mlp-vae,vae,dcgan] [--threads N] [--steps N]
+Standalone: python pytorch_ref.py --mnist DIR [--models mlp-vae,vae,dcgan,dcgan-64] [--threads N] [--steps N]
             [--warmup N] prints one JSON line per model.
 Server (what bench uses): python pytorch_ref.py --serve --mnist DIR --threads N prints {"ready": true},
 then answers each request line {"model", "batch", "steps", "warmup"} with one result line
@@ -77,6 +77,39 @@ class D(nn.Module):
         return s.fc(x.flatten(1))
 
 
+class G64(nn.Module):
+    """pytorch/examples' dcgan Generator (nz 100, ngf 64, 64×64 RGB), layer for layer."""
+
+    def __init__(s, nz=100, ngf=64):
+        super().__init__()
+        s.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(s, z):
+        return s.main(z.view(z.shape[0], -1, 1, 1))
+
+
+class D64(nn.Module):
+    """pytorch/examples' dcgan Discriminator (ndf 64), returning logits (their Sigmoid + BCELoss is
+    BCE-with-logits here, as in latentlab)."""
+
+    def __init__(s, ndf=64):
+        super().__init__()
+        s.main = nn.Sequential(
+            nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False))
+
+    def forward(s, x):
+        return s.main(x).view(-1, 1)
+
+
 def time_steps(step, batches, warmup, steps):
     for i in range(warmup):
         step(batches[i % len(batches)])
@@ -103,11 +136,15 @@ def bench_vae(x, b, warmup, steps, hidden):
     return time_steps(step, batches, warmup, steps)
 
 
-def bench_dcgan(x, b, warmup, steps):
-    g, d = G(), D()
+def bench_dcgan(x, b, warmup, steps, faces=False):
+    g, d = (G64(), D64()) if faces else (G(), D())
     og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    xs = (x * 2 - 1).view(-1, 1, 28, 28)
+    if faces:
+        # Step time does not depend on pixel values: 16 batches of uniform noise in [-1, 1].
+        xs = torch.rand(16 * b, 3, 64, 64) * 2 - 1
+    else:
+        xs = (x * 2 - 1).view(-1, 1, 28, 28)
     batches = [xb for xb in xs.split(b) if len(xb) == b]
     bce = F.binary_cross_entropy_with_logits
 
@@ -136,6 +173,8 @@ def measure(x, name, b, warmup, steps):
         med = bench_vae(x, b, warmup, steps, (512, 256))
     elif name == "dcgan":
         med = bench_dcgan(x, b, warmup, steps)
+    elif name == "dcgan-64":
+        med = bench_dcgan(x, b, warmup, steps, faces=True)
     else:
         raise SystemExit(f"unknown model {name!r}")
     return {"model": name, "batch": b, "samples_per_sec": b / med, "median_step_ms": med * 1e3,
@@ -165,7 +204,7 @@ def main():
             print(json.dumps(measure(x, req["model"], req["batch"], req["warmup"], req["steps"])), flush=True)
         return
     for name in a.models.split(","):
-        b = a.dcgan_batch if name == "dcgan" else a.vae_batch
+        b = a.dcgan_batch if name.startswith("dcgan") else a.vae_batch
         print(json.dumps(measure(x, name, b, a.warmup, a.steps)), flush=True)
 
 

@@ -153,7 +153,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Arithmetic(a) => {
             let n = a.neighbours;
             let out = pictures::arithmetic(a)?;
-            println!("{}: mean(A) − mean(B) + mean(C) = 4th image; then {n} neighbours", out.display());
+            println!(
+                "{}: mean(A), mean(B), mean(C), then mean(A) − mean(B) + mean(C) and {n} neighbours",
+                out.png.display()
+            );
+            if let Some((json, c)) = &out.checked {
+                print!("{}", crate::app::arithmetic::summary(c, json));
+            }
             Ok(())
         }
         Command::Eval(a) => {

@@ -30,6 +30,7 @@ fn spec(kind: ModelKind, shape: ImageShape) -> ModelSpec {
         objective: Default::default(),
         d_conv3: kind.decl().d_conv3,
         ema: None,
+        width: None,
         text: None,
     }
 }

@@ -8,22 +8,32 @@ use latentlab::data::ImageShape;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 
+/// The bench tests time real steps against a peak measured at start: run them one at a time, so
+/// that one test's steps do not depress another's peak measurement.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn json_lines(stdout: &str) -> Vec<Value> {
     stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))).collect()
 }
 
 #[test]
 fn json_rows_are_consistent_with_the_flop_model() {
+    let _one_at_a_time = serial();
     let tmp = tempfile::tempdir().unwrap();
     let (ok, out, err) = cli(&["bench", "--json", "--steps", "3", "--warmup", "1", "--threads", "2"], tmp.path());
     assert!(ok, "{err}");
     let rows = json_lines(&out);
-    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows.len(), 4, "{out}");
     let mnist = ImageShape { channels: 1, height: 28, width: 28 };
+    let (g64, d64) = flops::scaled_dcgan_layers(ImageShape { channels: 3, height: 64, width: 64 }, 64, 100);
     let want = [
         ("mlp-vae", 128, flops::mlp_vae_step(784, &[400], 20)),
         ("vae", 128, flops::mlp_vae_step(784, &[512, 256], 20)),
         ("dcgan", 64, flops::dcgan_step(mnist, 100)),
+        ("dcgan-64", 64, flops::gan_step(&g64, &d64)),
     ];
     for (r, (name, batch, f)) in rows.iter().zip(want) {
         assert_eq!(r["model"], name);
@@ -48,6 +58,7 @@ fn json_rows_are_consistent_with_the_flop_model() {
 
 #[test]
 fn table_names_every_column_and_the_peak() {
+    let _one_at_a_time = serial();
     let tmp = tempfile::tempdir().unwrap();
     let (ok, out, err) = cli(&["bench", "--model", "mlp-vae", "--steps", "2", "--warmup", "0"], tmp.path());
     assert!(ok, "{err}");
@@ -62,6 +73,7 @@ fn table_names_every_column_and_the_peak() {
 /// server mode: a ready line, then one result per request line (here 1000, then 2000 samples/s).
 #[test]
 fn pytorch_side_by_side_gives_the_median_of_per_round_ratios() {
+    let _one_at_a_time = serial();
     let tmp = tempfile::tempdir().unwrap();
     let py = tmp.path().join("fake-python");
     let mnist = shared_data().join("mnist");
@@ -102,6 +114,7 @@ fn pytorch_side_by_side_gives_the_median_of_per_round_ratios() {
 
 #[test]
 fn bad_inputs_are_named() {
+    let _one_at_a_time = serial();
     let tmp = tempfile::tempdir().unwrap();
     let cases: [(&[&str], &str); 6] = [
         (&["bench", "--model", "resnet"], "resnet"),
@@ -135,6 +148,7 @@ fn bad_inputs_are_named() {
 /// A folder named like a dataset in the working directory does not shadow the dataset.
 #[test]
 fn dataset_name_wins_over_a_same_named_folder() {
+    let _one_at_a_time = serial();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join("mnist")).unwrap();
     let (ok, out, err) = cli(&["bench", "--json", "--model", "mlp-vae", "--steps", "1", "--warmup", "0"], tmp.path());

@@ -76,6 +76,7 @@ fn valid_checkpoint() -> Vec<u8> {
         objective: Default::default(),
         d_conv3: false,
         ema: None,
+        width: None,
         text: None,
     };
     Checkpoint {

@@ -175,6 +175,7 @@ fn iwae_objective_bounds_the_elbo_and_trains() {
         objective: Objective::Iwae { k: 7 },
         d_conv3: false,
         ema: None,
+        width: None,
         text: None,
     };
     let device = Device::flex();

@@ -2,6 +2,7 @@
 //! call. Requests are plain structs (their flags and defaults declared once, with clap); results are
 //! returned, never printed — `cli` prints them.
 
+pub mod arithmetic;
 pub mod compare;
 pub mod evaluation;
 pub mod explore;

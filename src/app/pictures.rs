@@ -2,6 +2,7 @@
 //! function writes its files and returns their paths; the CLI prints them.
 
 use super::OpenRun;
+pub use super::arithmetic::{ArithmeticRequest, arithmetic};
 use crate::backend::{self, DeviceChoice};
 use crate::models::Model;
 use crate::models::stackgan::Stage;
@@ -37,6 +38,10 @@ pub struct SampleRequest {
     /// Grid columns [default: √n].
     #[arg(long)]
     pub ncol: Option<usize>,
+    /// GANs trained with --ema: sample from G's own weights instead of their moving average (to
+    /// see, or score with `eval --samples`, what the average changes).
+    #[arg(long)]
+    pub no_average: bool,
     #[arg(long, value_enum, default_value_t = Which::Latest)]
     pub checkpoint: Which,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
@@ -95,45 +100,18 @@ pub struct WalkRequest {
     pub checkpoint: Which,
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct ArithmeticRequest {
-    pub run: PathBuf,
-    /// Group A: label:K (encoder models) or sample:I,J,… (indices into `sample --seed S`).
-    #[arg(long)]
-    pub a: viz::arithmetic::Group,
-    /// Group B (subtracted).
-    #[arg(long)]
-    pub b: viz::arithmetic::Group,
-    /// Group C (added).
-    #[arg(long)]
-    pub c: viz::arithmetic::Group,
-    /// Seed of the sample sheet that sample:… indices refer to (as given to `sample --seed`).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Test images averaged per label:K group.
-    #[arg(long, default_value_t = 64)]
-    pub group_size: usize,
-    /// Neighbours of the result to show (result + small Gaussian jitter).
-    #[arg(long, default_value_t = 4)]
-    pub neighbours: usize,
-    /// Class to decode with (conditional models).
-    #[arg(long, default_value_t = 0)]
-    pub class: u8,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Output PNG [default: <run>/final/arithmetic.png].
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Which::Latest)]
-    pub checkpoint: Which,
-}
-
 /// Samples from the prior as a PNG grid or a .npy array.
 pub fn sample(a: SampleRequest) -> Result<PathBuf> {
     if a.n == 0 || a.n > 1_000_000 {
         bail!("--n must be between 1 and 1000000, got {}", a.n);
     }
-    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(a.device)?)?;
+    let mut run = OpenRun::open(&a.run, a.checkpoint, backend::device(a.device)?)?;
+    if a.no_average {
+        match &mut run.model.net {
+            crate::models::Net::Gan(m) if m.g_ema.is_some() => m.g_ema = None,
+            _ => bail!("--no-average: {} keeps no weight average (train a GAN with --ema)", a.run.display()),
+        }
+    }
     let model = &run.model;
     check_stage(model, a.stage)?;
     let (imgs, rows) = if a.text.is_empty() {
@@ -230,70 +208,6 @@ pub fn walk(a: WalkRequest) -> Result<PathBuf> {
     };
     let out = a.out.unwrap_or_else(|| run.dir.final_file("walk.png"));
     viz::grid::save_grid(&imgs, model.spec.shape, a.steps, &out)?;
-    Ok(out)
-}
-
-/// Latent vector arithmetic: decode mean(A) − mean(B) + mean(C) and neighbours of the result.
-pub fn arithmetic(a: ArithmeticRequest) -> Result<PathBuf> {
-    use viz::arithmetic::{Group, combine, select_stroke};
-    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(DeviceChoice::Cpu)?)?;
-    let model = &run.model;
-    let spec = model.spec.clone();
-    let l = spec.latent_dim;
-    if spec.kind.is_conditional() {
-        run.check_class(a.class)?;
-    }
-    let cond = |n: usize| if spec.kind.is_conditional() { vec![a.class; n] } else { vec![] };
-    // The sample sheet `sample --seed S` draws; indices past its length are refused.
-    let sheet = |idx: &[usize]| -> Result<Vec<Vec<f32>>> {
-        let n = idx.iter().max().map_or(0, |m| m + 1);
-        if n > 100_000 {
-            bail!("sample index {} too large (at most 99999)", n - 1);
-        }
-        let z = model.prior(n, &mut rng(a.seed, Stream::Sample, 0));
-        Ok(idx.iter().map(|&i| z[i * l..(i + 1) * l].to_vec()).collect())
-    };
-    let mut data = None;
-    let mut codes = |g: &Group| -> Result<Vec<Vec<f32>>> {
-        match g {
-            Group::Samples(idx) => sheet(idx),
-            Group::Label(k, stroke) => {
-                if !spec.kind.has_encoder() {
-                    bail!(
-                        "label:{k} needs an encoder, and '{}' has none; pick images from a sample sheet with sample:I,J,…",
-                        spec.kind.name()
-                    );
-                }
-                if data.is_none() {
-                    data = Some(run.data(a.data_dir.as_deref())?);
-                }
-                let d = data.as_ref().expect("loaded above");
-                let Some(labels) = &d.test.labels else { bail!("label:{k}: the dataset has no labels") };
-                let of_class: Vec<(usize, u64)> = (0..d.test.n)
-                    .filter(|&i| labels[i] == *k)
-                    .map(|i| (i, d.test.image(i).iter().map(|&p| p as u64).sum()))
-                    .collect();
-                let mut idx = select_stroke(of_class, *stroke);
-                idx.truncate(a.group_size.max(1));
-                if idx.is_empty() {
-                    bail!("label:{k}: no test image has label {k} ({} classes)", d.test.num_classes);
-                }
-                let z = model.encode_dataset(&d.test.subset(&idx))?;
-                Ok(z.chunks(l).map(<[f32]>::to_vec).collect())
-            }
-        }
-    };
-    let (ga, gb, gc) = (codes(&a.a)?, codes(&a.b)?, codes(&a.c)?);
-    let [ma, mb, mc, r] = combine(&ga, &gb, &gc)?;
-    let mut z: Vec<f32> = [ma, mb, mc, r.clone()].concat();
-    let jitter = crate::util::normal_vec(&mut rng(a.seed, Stream::Sample, 2), a.neighbours * l);
-    for j in jitter.chunks(l) {
-        z.extend(r.iter().zip(j).map(|(x, e)| x + 0.25 * e));
-    }
-    let n = 4 + a.neighbours;
-    let imgs = model.decode_host(&z, &cond(n));
-    let out = a.out.unwrap_or_else(|| run.dir.final_file("arithmetic.png"));
-    viz::grid::save_grid(&imgs, spec.shape, n, &out)?;
     Ok(out)
 }
 

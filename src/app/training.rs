@@ -47,22 +47,35 @@ pub struct Trained {
 
 /// The effective config of a new run: the model's defaults, the `--config` file, then flags.
 pub fn resolve(req: &TrainRequest) -> Result<RunConfig> {
+    RunConfig::resolve(req.model, given(req)?)
+}
+
+/// The options the user gave: flags over the `--config` file.
+fn given(req: &TrainRequest) -> Result<Options> {
     let file = match &req.config {
         Some(p) => Options::from_file(p)?,
         None => Options::default(),
     };
-    RunConfig::resolve(req.model, req.opts.clone().or(file))
+    Ok(req.opts.clone().or(file))
 }
 
-/// Train a new run.
+/// Train a new run: the config is resolved once more when the images are known, for the
+/// defaults that depend on them (`RunConfig::resolve_for`).
 pub fn start(req: TrainRequest) -> Result<Trained> {
-    let cfg = resolve(&req)?;
-    start_with(&cfg, req.out.unwrap_or_else(|| run::default_path(&cfg)))
+    let first = resolve(&req)?;
+    let data = data::load_with(&first.dataset, first.data_dir.as_deref(), &first.transform())?;
+    let cfg = RunConfig::resolve_for(req.model, given(&req)?, data.train.shape)?;
+    let out = req.out.unwrap_or_else(|| run::default_path(&cfg));
+    start_loaded(&cfg, out, &data)
 }
 
 /// Train a new run of a resolved config into `out`.
 pub fn start_with(cfg: &RunConfig, out: PathBuf) -> Result<Trained> {
     let data = data::load_with(&cfg.dataset, cfg.data_dir.as_deref(), &cfg.transform())?;
+    start_loaded(cfg, out, &data)
+}
+
+fn start_loaded(cfg: &RunConfig, out: PathBuf, data: &data::Splits) -> Result<Trained> {
     let (dir, _lock) = RunDir::create(&out)?;
     crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
     eprintln!(
@@ -73,7 +86,7 @@ pub fn start_with(cfg: &RunConfig, out: PathBuf) -> Result<Trained> {
         data.test.n,
         out.display()
     );
-    let summary = crate::train::train(&dir, cfg, &data, None)?;
+    let summary = crate::train::train(&dir, cfg, data, None)?;
     Ok(Trained { dir, summary })
 }
 

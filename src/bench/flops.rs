@@ -73,9 +73,33 @@ pub fn dcgan_layers(shape: ImageShape, latent: usize) -> (Vec<u64>, Vec<u64>) {
 /// G's backward.
 pub fn dcgan_step(shape: ImageShape, latent: usize) -> u64 {
     let (g, d) = dcgan_layers(shape, latent);
+    gan_step(&g, &d)
+}
+
+/// (generator, discriminator) multiply-adds per layer of the scaled DCGAN (`models::pyramid`) of
+/// width `w`: Linear z → 8w·4·4, up-convolutions to the image; D mirrors them, then 8w·4·4 → 1.
+pub fn scaled_dcgan_layers(shape: ImageShape, width: usize, latent: usize) -> (Vec<u64>, Vec<u64>) {
+    let k = crate::models::pyramid::depth(shape).expect("a size the scaled networks serve");
+    let ch = |i: usize| ((8 * width) >> i).max(1);
+    let mut g = vec![linear_macs(latent, ch(0) * 16)];
+    let mut d = Vec::new();
+    for i in 0..k {
+        let side = 4 << i; // the input side of the i-th up-convolution
+        let cout = if i + 1 == k { shape.channels } else { ch(i + 1) };
+        g.push(conv_t_macs(ch(i), cout, 4, side, side));
+        // D's convolution at the mirrored place writes ch(i) channels at this side.
+        d.push(conv_macs(cout, ch(i), 4, side, side));
+    }
+    d.reverse();
+    d.push(linear_macs(ch(0) * 16, 1));
+    (g, d)
+}
+
+/// FLOPs per sample of one step of a GAN of these layers (see `dcgan_step`).
+pub fn gan_step(g: &[u64], d: &[u64]) -> u64 {
     let ds: u64 = d.iter().sum();
-    let d_update = 2 * stack_step(&d); // real and detached fake
-    let g_update = 4 * ds + stack_step(&g);
+    let d_update = 2 * stack_step(d); // real and detached fake
+    let g_update = 4 * ds + stack_step(g);
     d_update + g_update
 }
 
@@ -102,5 +126,17 @@ mod tests {
         assert_eq!(d, vec![200_704, 6_422_528, 7_225_344, 6_272]);
         let (gs, ds) = (7_250_432u64, 13_854_848u64);
         assert_eq!(dcgan_step(s, 100), 6 * gs - 2 * 627_200 + 16 * ds - 4 * 200_704);
+    }
+
+    /// pytorch/examples' 64×64 DCGAN (ngf = ndf = 64), layer by layer.
+    #[test]
+    fn scaled_dcgan_matches_a_hand_count() {
+        let s = ImageShape { channels: 3, height: 64, width: 64 };
+        let (g, d) = scaled_dcgan_layers(s, 64, 100);
+        // G: 100→512·16; ConvT 512→256 on 4×4, 256→128 on 8×8, 128→64 on 16×16, 64→3 on 32×32.
+        let up = |a: u64, b: u64, side: u64| a * b * 16 * side * side;
+        assert_eq!(g, vec![100 * 8192, up(512, 256, 4), up(256, 128, 8), up(128, 64, 16), up(64, 3, 32)]);
+        // D: Conv 3→64 to 32×32, 64→128 to 16×16, 128→256 to 8×8, 256→512 to 4×4, 8192→1.
+        assert_eq!(d, vec![up(3, 64, 32), up(64, 128, 16), up(128, 256, 8), up(256, 512, 4), 8192]);
     }
 }

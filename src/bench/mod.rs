@@ -45,28 +45,49 @@ pub enum BenchModel {
     Vae,
     /// `train dcgan`'s networks and step (D on real + fake, then G), batch 64.
     Dcgan,
+    /// The scaled DCGAN of `train dcgan --dataset celeba` at width 64: pytorch/examples' `dcgan`
+    /// network, on real 64×64 CelebA faces, batch 64 (the PyTorch side times noise batches of the
+    /// same shape: a step's time does not depend on pixel values).
+    #[value(name = "dcgan-64")]
+    #[serde(rename = "dcgan-64")]
+    Dcgan64,
 }
 
 impl BenchModel {
-    pub const ALL: [BenchModel; 3] = [BenchModel::MlpVae, BenchModel::Vae, BenchModel::Dcgan];
+    pub const ALL: [BenchModel; 4] = [BenchModel::MlpVae, BenchModel::Vae, BenchModel::Dcgan, BenchModel::Dcgan64];
 
     pub fn name(self) -> &'static str {
         match self {
             BenchModel::MlpVae => "mlp-vae",
             BenchModel::Vae => "vae",
             BenchModel::Dcgan => "dcgan",
+            BenchModel::Dcgan64 => "dcgan-64",
+        }
+    }
+
+    /// The dataset its batches come from (images of the shape `train` would see).
+    fn dataset(self) -> (&'static str, data::Transform) {
+        match self {
+            BenchModel::Dcgan64 => ("celeba", data::Transform { image_size: Some(64), channels: None }),
+            _ => ("mnist", data::Transform::default()),
         }
     }
 
     fn default_batch(self) -> usize {
         match self {
             BenchModel::MlpVae | BenchModel::Vae => 128,
-            BenchModel::Dcgan => 64,
+            BenchModel::Dcgan | BenchModel::Dcgan64 => 64,
         }
     }
 
     /// The run configuration `train` would use for this model.
-    fn config(self, batch: usize, device: DeviceChoice, data_dir: Option<PathBuf>) -> Result<RunConfig> {
+    fn config(
+        self,
+        batch: usize,
+        device: DeviceChoice,
+        data_dir: Option<PathBuf>,
+        shape: data::ImageShape,
+    ) -> Result<RunConfig> {
         let (kind, opts) = match self {
             BenchModel::MlpVae => (
                 ModelKind::Vae,
@@ -79,8 +100,21 @@ impl BenchModel {
             ),
             BenchModel::Vae => (ModelKind::Vae, Options::default()),
             BenchModel::Dcgan => (ModelKind::Dcgan, Options::default()),
+            BenchModel::Dcgan64 => (
+                ModelKind::Dcgan,
+                Options { width: Some(crate::models::pyramid::REFERENCE_WIDTH), ..Default::default() },
+            ),
         };
-        RunConfig::resolve(kind, Options { batch_size: Some(batch), device: Some(device), data_dir, ..opts })
+        let (dataset, t) = self.dataset();
+        let given = Options {
+            batch_size: Some(batch),
+            device: Some(device),
+            data_dir,
+            dataset: Some(dataset.into()),
+            image_size: t.image_size,
+            ..opts
+        };
+        RunConfig::resolve_for(kind, given, shape)
     }
 
     /// FLOPs per sample of one step (see `flops`).
@@ -89,6 +123,10 @@ impl BenchModel {
             BenchModel::MlpVae => flops::mlp_vae_step(shape.len(), &[400], 20),
             BenchModel::Vae => flops::mlp_vae_step(shape.len(), &[512, 256], 20),
             BenchModel::Dcgan => flops::dcgan_step(shape, 100),
+            BenchModel::Dcgan64 => {
+                let (g, d) = flops::scaled_dcgan_layers(shape, crate::models::pyramid::REFERENCE_WIDTH, 100);
+                flops::gan_step(&g, &d)
+            }
         }
     }
 }
@@ -147,14 +185,21 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     if opts.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    let data = data::load("mnist", opts.data_dir.as_deref())?;
+    // Each dataset the requested models need, loaded once.
+    let mut sets: Vec<(&str, data::Splits)> = Vec::new();
+    for m in &opts.models {
+        let (name, t) = m.dataset();
+        if !sets.iter().any(|(n, _)| *n == name) {
+            sets.push((name, data::load_with(name, opts.data_dir.as_deref(), &t)?));
+        }
+    }
+    let data_of = |m: BenchModel| &sets.iter().find(|(n, _)| *n == m.dataset().0).expect("loaded above").1;
     let threads = threads();
     let mut reference = match &opts.pytorch {
         Some(py) => Some(Reference::start(py, &data::data_dir(opts.data_dir.as_deref()).join("mnist"), threads)?),
         None => None,
     };
     let peak = peak::measure(threads, Duration::from_millis(200));
-    let shape = data.train.shape;
     let batches: Vec<usize> = opts.models.iter().map(|m| opts.batch.unwrap_or(m.default_batch())).collect();
     if batches.contains(&0) {
         bail!("--batch must be at least 1");
@@ -162,7 +207,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     let mut rounds: Vec<Vec<Round>> = vec![Vec::new(); opts.models.len()];
     for _ in 0..opts.rounds {
         for (i, (&m, &batch)) in opts.models.iter().zip(&batches).enumerate() {
-            let t = time_model(m, batch, opts, &data)?;
+            let t = time_model(m, batch, opts, data_of(m))?;
             let med = median(&t.step_secs);
             let theirs = match reference.as_mut() {
                 Some(r) => Some(r.measure(m, batch, opts.steps, opts.warmup)?),
@@ -181,7 +226,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
         let ratios: Vec<f64> = rs.iter().filter_map(|r| r.3.map(|t| r.0 / t)).collect();
         let busy: Vec<f64> = rs.iter().filter_map(|r| r.2).collect();
         let sps = median(&ours);
-        let flops_per_sample = m.flops(shape);
+        let flops_per_sample = m.flops(data_of(m).train.shape);
         let gflops = sps * flops_per_sample as f64 / 1e9;
         rows.push(BenchRow {
             model: m.name(),

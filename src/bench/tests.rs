@@ -14,7 +14,9 @@ fn median_of_odd_and_even() {
 /// (for fully connected layers, multiply-adds per sample = weights), counted from the module.
 #[test]
 fn mlp_vae_flops_match_the_real_network() {
-    let cfg = BenchModel::MlpVae.config(128, DeviceChoice::Cpu, None).unwrap();
+    let cfg = BenchModel::MlpVae
+        .config(128, DeviceChoice::Cpu, None, data::ImageShape { channels: 1, height: 28, width: 28 })
+        .unwrap();
     let spec = spec_of(&cfg, data::ImageShape { channels: 1, height: 28, width: 28 }, 10);
     let net = Net::new(&spec, 0, &Device::flex());
     struct Weights(u64);
@@ -39,7 +41,9 @@ fn mlp_vae_flops_match_the_real_network() {
 fn dcgan_flops_match_the_real_network() {
     use crate::models::gan::{Discriminator, Generator};
     let dev = Device::flex();
-    let cfg = BenchModel::Dcgan.config(64, DeviceChoice::Cpu, None).unwrap();
+    let cfg = BenchModel::Dcgan
+        .config(64, DeviceChoice::Cpu, None, data::ImageShape { channels: 1, height: 28, width: 28 })
+        .unwrap();
     let numel = |w: &Param<Tensor<4>>| w.val().shape().num_elements() as u64;
     let positions = |t: &Tensor<4>| {
         let [_, _, h, w] = t.dims();

@@ -45,7 +45,7 @@ pub(super) struct Timed {
 }
 
 pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, data: &data::Splits) -> Result<Timed> {
-    let cfg = model.config(batch, opts.device, opts.data_dir.clone())?;
+    let cfg = model.config(batch, opts.device, opts.data_dir.clone(), data.train.shape)?;
     let spec = spec_for(&cfg, data, None);
     spec.validate()?;
     let ad = backend::device(opts.device)?.autodiff();

@@ -13,7 +13,8 @@ mod declare;
 
 declare::settings! {
     required {
-        /// Dataset: mnist, fashion-mnist, digits, or a path to an *-images-idx3-ubyte(.gz) file.
+        /// Dataset: mnist, fashion-mnist, digits, celeba, or a path to an *-images-idx3-ubyte(.gz)
+        /// file, a folder of images or a CelebA folder.
         dataset: String;
         /// Number of passes over the training set.
         epochs: u64;
@@ -76,12 +77,17 @@ declare::settings! {
         /// Heusel et al. 2017) [default: --lr].
         lr_d: f64;
         /// GANs: draw samples from an exponential moving average of G's weights with this decay
-        /// (e.g. 0.999; Yazıcı et al. 2019) [default: off]. Checkpoints keep the average.
+        /// (e.g. 0.999; Yazıcı et al. 2019); 0 turns it off [default: off]. Checkpoints keep the
+        /// average.
         ema: f64;
-        /// Image-folder datasets: side of the square images after resize + centre crop [default: 32].
+        /// Image folders and CelebA: side of the square images after the shorter side is resized to
+        /// it and the centre cropped [default: 32; CelebA 64].
         image_size: usize;
         /// Image-folder datasets: 1 (grey) or 3 (RGB) [default: the first image's].
         channels: usize;
+        /// Convolutional networks on square 16–256 px images: channels of the widest layer / 8
+        /// (Radford et al.'s ngf/ndf; pytorch/examples uses 64) [default: 32].
+        width: usize;
     }
     flags {
         /// What the VAE/CVAE maximises: elbo, or iwae (the importance-weighted bound with --iwae-k
@@ -213,9 +219,19 @@ impl RunConfig {
             _ => Objective::Elbo,
         };
         let defaults = (decl.defaults)(&opts);
-        let cfg = RunConfig::from_layered(model, opts.or(defaults).or(common_defaults()), objective)?;
+        let mut cfg = RunConfig::from_layered(model, opts.or(defaults).or(common_defaults()), objective)?;
+        // `--ema 0`: no average, also where the images' recipe has one.
+        cfg.ema = cfg.ema.filter(|&d| d != 0.0);
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// `resolve` for a run on images of `shape`: the model's defaults are for 28×28 grey digits,
+    /// so the recipe for colour images and for the scaled networks' sizes
+    /// (`registry::image_defaults`) sits between them and what the user gave.
+    pub fn resolve_for(model: ModelKind, opts: Options, shape: crate::data::ImageShape) -> Result<RunConfig> {
+        let images = crate::models::registry::image_defaults(model, &opts, shape);
+        RunConfig::resolve(model, opts.or(images))
     }
 
     /// D's learning rate at a step where G's is `rate` (`--lr-d` scales with the same schedule).
@@ -257,6 +273,7 @@ impl RunConfig {
             ("kl_warmup", self.kl_warmup > 0),
             ("arch", self.arch != Arch::Mlp),
             ("decoder_sigma", self.decoder_sigma.is_some()),
+            ("width", self.width.is_some()),
         ];
         if let Some((o, _)) = unused.iter().find(|(o, set)| *set && !decl.accepts(o)) {
             bail!("{} does not apply to model '{}'", flag(o), decl.name);

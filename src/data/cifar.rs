@@ -40,6 +40,7 @@ pub fn read_batch(path: &Path) -> Result<Dataset> {
         n,
         shape: ImageShape { channels: 3, height: 32, width: 32 },
         num_classes: 10,
+        attributes: None,
     })
 }
 

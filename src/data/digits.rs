@@ -43,5 +43,6 @@ pub fn read(path: &Path) -> Result<Dataset> {
         labels: Some(labels),
         shape: ImageShape { channels: 1, height: 8, width: 8 },
         num_classes: 10,
+        attributes: None,
     })
 }

@@ -119,6 +119,7 @@ pub fn load(root: &Path, size: Option<usize>, channels: Option<usize>, cache_dir
         num_classes: if labelled { class_names.len().max(2) } else { 0 },
         labels,
         shape,
+        attributes: None,
     };
     if all.n < 2 {
         bail!("dataset folder {} has 1 image; need at least 2 to hold out a test set", root.display());

@@ -2,6 +2,7 @@
 
 pub mod arrays;
 pub mod captions;
+pub mod celeba;
 pub mod cifar;
 pub mod digits;
 pub mod fetch;
@@ -12,12 +13,14 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
+pub use celeba::Attributes;
 pub use loader::{Batch, Loader, to_unit};
 pub use resolve::{FASHION_CLASSES, NAMES, Transform, data_dir, load, load_idx_pair, load_with};
 
 use serde::{Deserialize, Serialize};
 
-/// Images as bytes (0 = black, 255 = white), row-major N×C×H×W, with optional class labels.
+/// Images as bytes (0 = black, 255 = white), row-major N×C×H×W, with optional class labels and
+/// binary attributes (CelebA).
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub images: Vec<u8>,
@@ -25,6 +28,7 @@ pub struct Dataset {
     pub n: usize,
     pub shape: ImageShape,
     pub num_classes: usize,
+    pub attributes: Option<Attributes>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +76,7 @@ impl Dataset {
             n: idx.len(),
             shape: self.shape,
             num_classes: self.num_classes,
+            attributes: self.attributes.as_ref().map(|a| a.subset(idx)),
         }
     }
     /// The first `n` images (or all).

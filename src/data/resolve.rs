@@ -1,6 +1,6 @@
 //! How dataset names and paths resolve to files, and loading them into train/test splits.
 
-use super::{Dataset, ImageShape, Splits, cifar, digits, folder, idx};
+use super::{Dataset, ImageShape, Splits, celeba, cifar, digits, folder, idx};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -16,9 +16,9 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
 }
 
 /// Known dataset names.
-pub const NAMES: [&str; 4] = ["mnist", "fashion-mnist", "digits", "cifar10"];
+pub const NAMES: [&str; 5] = ["mnist", "fashion-mnist", "digits", "cifar10", "celeba"];
 
-/// How an image folder is turned into tensors (other datasets have a fixed shape).
+/// How an image folder or CelebA is turned into tensors (other datasets have a fixed shape).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Transform {
     pub image_size: Option<usize>,
@@ -33,19 +33,40 @@ fn find_gz(dir: &Path, stem: &str) -> Option<PathBuf> {
     [format!("{stem}.gz"), stem.to_string()].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
-/// Load a dataset by name (`mnist`, `fashion-mnist`, `digits`, `cifar10`) or by path to an IDX
-/// images file, a CIFAR-10 binary folder or a folder of images.
+/// Load a dataset by name (`mnist`, `fashion-mnist`, `digits`, `cifar10`, `celeba`) or by path to an
+/// IDX images file, a CIFAR-10 binary folder, a CelebA folder or a folder of images.
 pub fn load(spec: &str, data_dir_flag: Option<&Path>) -> Result<Splits> {
     load_with(spec, data_dir_flag, &Transform::default())
 }
 
-/// `load` with the image-folder transform; for fixed-shape datasets the transform must match.
+/// `load` with the image-folder transform (it applies to CelebA too); for fixed-shape datasets the
+/// transform must match.
 pub fn load_with(spec: &str, data_dir_flag: Option<&Path>, t: &Transform) -> Result<Splits> {
     let p = Path::new(spec);
+    let cache = crate::util::user_cache_dir();
+    if spec == "celeba" {
+        let d = data_dir(data_dir_flag).join("celeba");
+        if !celeba::is_celeba(&d) {
+            bail!(
+                "dataset 'celeba' not found: no {}. CelebA comes from {}: put its {}/ folder (the aligned \
+                 JPEGs, 000001.jpg …) and {} (optionally {} too) in {} (set --data-dir or LATENTLAB_DATA)",
+                d.join(celeba::ATTR_FILE).display(),
+                celeba::HOMEPAGE,
+                celeba::IMAGE_DIR,
+                celeba::ATTR_FILE,
+                celeba::IDENTITY_FILE,
+                d.display()
+            );
+        }
+        return celeba::load(&d, t.image_size, t.channels, cache.as_deref());
+    }
+    if p.is_dir() && !NAMES.contains(&spec) && celeba::is_celeba(p) {
+        return celeba::load(p, t.image_size, t.channels, cache.as_deref());
+    }
     // A known name means the dataset, even if the working directory has a folder of that name
     // (write ./mnist for the folder).
     if p.is_dir() && !NAMES.contains(&spec) && cifar::find(p).is_none() {
-        return folder::load(p, t.image_size, t.channels, crate::util::user_cache_dir().as_deref());
+        return folder::load(p, t.image_size, t.channels, cache.as_deref());
     }
     let splits = load_fixed(spec, data_dir_flag)?;
     let s = splits.train.shape;
@@ -191,5 +212,12 @@ pub fn load_idx_pair(images: &Path) -> Result<Dataset> {
         }
         None => 0,
     };
-    Ok(Dataset { images: arr.data, labels, n, shape: ImageShape { channels: 1, height: h, width: w }, num_classes })
+    Ok(Dataset {
+        images: arr.data,
+        labels,
+        n,
+        shape: ImageShape { channels: 1, height: h, width: w },
+        num_classes,
+        attributes: None,
+    })
 }

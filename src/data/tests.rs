@@ -8,6 +8,7 @@ fn shuffling_is_a_permutation_fixed_by_seed() {
         n: 50,
         shape: ImageShape { channels: 1, height: 1, width: 1 },
         num_classes: 0,
+        attributes: None,
     };
     let l = Loader::new(&d, 8, Binarize::None, Range::Unit, 3);
     let o = l.order(0);
@@ -28,6 +29,7 @@ fn dynamic_binarisation_is_bernoulli_of_the_pixel() {
         n: 1,
         shape: ImageShape { channels: 1, height: 100, width: 200 },
         num_classes: 0,
+        attributes: None,
     };
     let l = Loader::new(&d, 1, Binarize::Dynamic, Range::Unit, 1);
     let b = l.batch(&[0], 0, 0);

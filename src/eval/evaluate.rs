@@ -3,7 +3,7 @@
 //! tasks in `tasks/`; this file chooses them, prepares what they share and files their results
 //! into an [`EvalReport`].
 
-use super::features::Features;
+use super::features::{Features, NetKind};
 pub use super::report::{EvalReport, table};
 use super::report::{FeatureNetwork, RealCoverage};
 use super::tasks::{self, Timer, nll::Nll};
@@ -37,9 +37,11 @@ pub enum Metric {
     Latent,
     /// Text–image agreement and stage I vs stage II (text models).
     Text,
+    /// Attribute rates of samples vs real images and their mean gap (attribute networks: CelebA).
+    Attributes,
 }
 
-pub const ALL: [Metric; 9] = [
+pub const ALL: [Metric; 10] = [
     Metric::Nll,
     Metric::Fid,
     Metric::Kid,
@@ -49,6 +51,7 @@ pub const ALL: [Metric; 9] = [
     Metric::Sharpness,
     Metric::Latent,
     Metric::Text,
+    Metric::Attributes,
 ];
 
 #[derive(Clone, Debug)]
@@ -74,12 +77,12 @@ impl EvalOptions {
     /// Whether any requested metric looks at generated samples.
     pub fn needs_samples(&self) -> bool {
         use Metric::*;
-        [Fid, Kid, Prd, Coverage, Sharpness, Memorization].iter().any(|m| self.metrics.contains(m))
+        [Fid, Kid, Prd, Coverage, Sharpness, Memorization, Attributes].iter().any(|m| self.metrics.contains(m))
     }
     /// Whether any requested metric uses the feature network (which may have to be trained).
     pub fn needs_features(&self) -> bool {
         use Metric::*;
-        [Fid, Kid, Prd, Coverage, Memorization, Latent, Text].iter().any(|m| self.metrics.contains(m))
+        [Fid, Kid, Prd, Coverage, Memorization, Latent, Text, Attributes].iter().any(|m| self.metrics.contains(m))
     }
 }
 
@@ -226,6 +229,7 @@ pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &Ev
     r.protocol.feature_network = feats.map(|f| FeatureNetwork {
         sha256: f.meta.weights_sha256.clone(),
         dataset: f.meta.dataset.clone(),
+        kind: Some(f.kind().name().into()),
         test_accuracy: f.meta.test_accuracy,
         path: f.path.display().to_string(),
         layer: "penultimate (128 ReLU units)".into(),
@@ -237,7 +241,12 @@ pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &Ev
     }
 
     let mut cx = tasks::Ctx { data, o, feats, samples: &samples, n, test: &test, train_sub: &train_sub, emb: None };
-    let emb = if [Metric::Fid, Metric::Kid, Metric::Prd, Metric::Coverage].iter().any(|&m| has(m)) {
+    // Class coverage needs class probabilities, attribute coverage attribute probabilities.
+    let attribute_net = feats.is_some_and(|f| f.kind() == NetKind::Attributes);
+    let (class_coverage, attribute_coverage) =
+        (has(Metric::Coverage) && !attribute_net, has(Metric::Attributes) && attribute_net);
+    let emb = if [Metric::Fid, Metric::Kid, Metric::Prd].iter().any(|&m| has(m)) || class_coverage || attribute_coverage
+    {
         say("embedding samples and test images…");
         Some(tasks::embed(&cx, &mut tm)?)
     } else {
@@ -260,7 +269,20 @@ pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &Ev
         let m = tasks::prd::run(&cx, &mut tm)?;
         (r.precision, r.recall, r.protocol.prd) = (Some(m.values.precision), Some(m.values.recall), Some(m.protocol));
     }
-    if has(Metric::Coverage) {
+    if has(Metric::Coverage) && attribute_net {
+        r.notes.coverage = Some(tasks::attributes::NO_CLASSES.into());
+        r.protocol.coverage = Some(tasks::attributes::NO_CLASSES.into());
+    }
+    if attribute_coverage {
+        say("attribute rates…");
+        let m = tasks::attributes::run(&cx, &mut tm)?;
+        r.attribute_gap = Some(m.values.gap);
+        r.attribute_gap_floor = Some(m.values.floor);
+        r.attribute_gap_worst = Some(m.values.worst);
+        r.attribute_rates = Some(m.values.per_attribute);
+        r.protocol.attributes = Some(m.protocol);
+    }
+    if class_coverage {
         let m = tasks::coverage::run(&cx)?;
         let (c, real) = (m.values.samples, m.values.real);
         r.classes_covered = Some(c.classes_covered);

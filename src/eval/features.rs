@@ -1,118 +1,158 @@
 //! The domain feature network: a small CNN classifier per dataset. Its penultimate layer (128
 //! units) is the feature space of FID, KID and precision/recall; its softmax labels samples for
-//! mode coverage. Inception features are the wrong domain for 28×28 digits and clothes, and a
+//! mode coverage. A dataset without class labels but with binary attributes (CelebA) gets a
+//! multi-label attribute network instead (`attr_net`): same 128-d feature space, per-attribute
+//! sigmoids in place of the softmax ([`NetKind`]). Inception features are the wrong domain for 28×28 digits and clothes, and a
 //! Python-free tool cannot ship them, so every dataset gets its own, trained with a fixed seed and
 //! cached by the hash of the training data; its weights' hash goes into every protocol.
 //!
-//! Conv(C→32, 3, pad 1) → ReLU → MaxPool 2 → Conv(32→64, 3, pad 1) → ReLU → MaxPool 2 →
-//! Linear(→128) → ReLU [features] → Linear(→classes) [logits].
+//! The class network is in `class_net`, the attribute network in `attr_net`; this file holds
+//! what they share: the cache, its metadata and inference.
 
+use super::attr_net::{self, AttrNet};
+pub use super::class_net::{FeatureNet, train};
 use crate::data::{Dataset, ImageShape, Splits};
-use crate::kernels::{self, Act};
-use crate::models::blocks::{linear, matrix, one_hot, to_vec};
+use crate::models::blocks::{matrix, to_vec};
 use anyhow::{Context, Result, bail};
-use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::{Linear, PaddingConfig2d};
-use burn::optim::GradientsParams;
+use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::tensor::activation::{log_softmax, softmax};
-use rand::Rng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+use burn::tensor::activation::{sigmoid, softmax};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 pub const FEATURE_DIM: usize = 128;
 /// Bumped whenever the architecture or training recipe changes, so stale caches are not reused.
-const RECIPE: u32 = 1;
+pub(crate) const RECIPE: u32 = 1;
+/// The same for the attribute network (its own sequence: its cache files are named apart).
+pub(crate) const RECIPE_ATTR: u32 = 1;
 const MAGIC: &[u8; 8] = b"LLFEAT01";
 
-#[derive(Module, Debug)]
-pub struct FeatureNet {
-    pub conv1: Conv2d,
-    pub conv2: Conv2d,
-    pub fc: Linear,
-    pub out: Linear,
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
+/// What a feature network's outputs (an [`Embedding`]'s `probs`) are.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetKind {
+    /// A classifier: each row of probabilities is a softmax over the classes (sums to 1).
+    #[default]
+    Classes,
+    /// A multi-label attribute classifier: each entry is an independent sigmoid P(attribute j).
+    Attributes,
 }
 
-fn conv3(cin: usize, cout: usize, rng: &mut ChaCha8Rng, device: &Device) -> Conv2d {
-    let mut c = Conv2dConfig::new([cin, cout], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
-    // PyTorch's default U(−1/√fan_in, 1/√fan_in) from our seeded stream (burn's global RNG is shared).
-    let k = 1.0 / ((cin * 9) as f32).sqrt();
-    let w: Vec<f32> = (0..cout * cin * 9).map(|_| rng.random_range(-k..k)).collect();
-    let b: Vec<f32> = (0..cout).map(|_| rng.random_range(-k..k)).collect();
-    c.weight = Param::from_data(TensorData::new(w, [cout, cin, 3, 3]), device);
-    c.bias = Some(Param::from_data(TensorData::new(b, [cout]), device));
-    c
-}
-
-impl FeatureNet {
-    pub fn new(shape: ImageShape, classes: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
-        let flat = 64 * (shape.height / 4) * (shape.width / 4);
-        FeatureNet {
-            conv1: conv3(shape.channels, 32, rng, device),
-            conv2: conv3(32, 64, rng, device),
-            fc: linear(flat, FEATURE_DIM, rng, device),
-            out: linear(FEATURE_DIM, classes, rng, device),
-            channels: shape.channels,
-            height: shape.height,
-            width: shape.width,
+impl NetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetKind::Classes => "classes",
+            NetKind::Attributes => "attributes",
         }
     }
+}
 
-    /// (features [B, 128], logits [B, classes]) for flattened images in [0,1].
-    pub fn forward(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let b = x.dims()[0];
-        let pool = MaxPool2dConfig::new([2, 2]).init();
-        let x = x.reshape([b, self.channels, self.height, self.width]);
-        let x = kernels::max_pool2d(&pool, kernels::conv2d(&self.conv1, x, Act::Relu));
-        let x = kernels::max_pool2d(&pool, kernels::conv2d(&self.conv2, x, Act::Relu));
-        let f = kernels::flatten_linear(&self.fc, x, Act::Relu);
-        let logits = kernels::linear(&self.out, f.clone(), Act::None);
-        (f, logits)
+/// The network inside a [`Features`]: a class network or an attribute network.
+#[derive(Clone, Debug)]
+pub enum Net {
+    Classes(Box<FeatureNet>),
+    Attributes(Box<AttrNet>),
+}
+
+impl From<FeatureNet> for Net {
+    fn from(n: FeatureNet) -> Net {
+        Net::Classes(Box::new(n))
     }
 }
 
-/// What the cache file says about the network inside it.
+impl From<AttrNet> for Net {
+    fn from(n: AttrNet) -> Net {
+        Net::Attributes(Box::new(n))
+    }
+}
+
+impl Net {
+    /// (features [B, 128], probabilities [B, outputs]): softmax for classes, sigmoids for attributes.
+    pub fn forward(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        match self {
+            Net::Classes(n) => {
+                let (f, l) = n.forward(x);
+                (f, softmax(l, 1))
+            }
+            Net::Attributes(n) => {
+                let (f, l) = n.forward(x);
+                (f, sigmoid(l))
+            }
+        }
+    }
+}
+
+/// What the cache file says about the network inside it. Fields after `weights_sha256` were
+/// added with the attribute network; files without them load as class networks.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FeatureMeta {
     pub dataset: String,
     pub data_hash: String,
     pub shape: ImageShape,
+    /// Classes of a class network; 0 for an attribute network.
     pub classes: usize,
     pub epochs: usize,
     pub seed: u64,
     pub recipe: u32,
+    /// Class networks: accuracy on the test split; attribute networks: the mean over attributes
+    /// of the per-attribute accuracy on the test split.
     pub test_accuracy: f64,
     pub train_seconds: f64,
     /// sha256 of the serialised weights: the identity of the feature space.
     pub weights_sha256: String,
+    #[serde(default)]
+    pub kind: NetKind,
+    /// Attribute networks: the attributes, in output order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_names: Vec<String>,
+    /// Attribute networks: per attribute (same order), the share of held-out test images whose
+    /// thresholded probability (> 0.5) matches the annotation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_accuracy: Vec<f64>,
+}
+
+impl FeatureMeta {
+    /// Width of a row of probabilities: classes, or attributes.
+    pub fn outputs(&self) -> usize {
+        match self.kind {
+            NetKind::Classes => self.classes,
+            NetKind::Attributes => self.attribute_names.len(),
+        }
+    }
+    /// Attribute networks: the mean of `attribute_accuracy`.
+    pub fn attribute_accuracy_mean(&self) -> Option<f64> {
+        (!self.attribute_accuracy.is_empty()).then(|| attr_net::mean(&self.attribute_accuracy))
+    }
 }
 
 /// A loaded feature network ready for inference.
 pub struct Features {
-    pub net: FeatureNet,
+    pub net: Net,
     pub meta: FeatureMeta,
     pub path: PathBuf,
     device: Device,
 }
 
-/// Features and class probabilities of a set of images.
+/// Features and class (or attribute) probabilities of a set of images.
 pub struct Embedding {
     pub features: Vec<f32>,
+    /// n × `classes`, row-major: softmax rows for [`NetKind::Classes`], independent per-attribute
+    /// sigmoids for [`NetKind::Attributes`].
     pub probs: Vec<f32>,
     pub n: usize,
+    /// Width of a row of `probs`: the number of classes, or of attributes.
     pub classes: usize,
+    pub kind: NetKind,
 }
 
 impl Features {
+    /// A network trained in this process (`train`, `attr_net::train`), used without caching it.
+    pub fn in_memory(net: Net, meta: FeatureMeta) -> Features {
+        Features { net, meta, path: PathBuf::new(), device: Device::flex() }
+    }
+
     /// Short form of the weights hash for tables and protocols.
     pub fn hash(&self) -> &str {
         &self.meta.weights_sha256[..16]
@@ -126,15 +166,24 @@ impl Features {
         }
         let n = images.len() / d;
         let mut features = Vec::with_capacity(n * FEATURE_DIM);
-        let mut probs = Vec::with_capacity(n * self.meta.classes);
+        let mut probs = Vec::with_capacity(n * self.meta.outputs());
         for start in (0..n).step_by(500) {
             let end = (start + 500).min(n);
             let x = matrix(images[start * d..end * d].to_vec(), end - start, d, &self.device);
-            let (f, logits) = self.net.forward(x);
+            let (f, p) = self.net.forward(x);
             features.extend(to_vec(f));
-            probs.extend(to_vec(softmax(logits, 1)));
+            probs.extend(to_vec(p));
         }
-        Ok(Embedding { features, probs, n, classes: self.meta.classes })
+        Ok(Embedding { features, probs, n, classes: self.meta.outputs(), kind: self.meta.kind })
+    }
+
+    pub fn kind(&self) -> NetKind {
+        self.meta.kind
+    }
+
+    /// The attributes an attribute network reads (empty for a class network).
+    pub fn attribute_names(&self) -> &[String] {
+        &self.meta.attribute_names
     }
 
     /// Embed a dataset's grey images.
@@ -147,13 +196,30 @@ pub fn unit(images: &[u8]) -> Vec<f32> {
     images.iter().map(|&p| p as f32 / 255.0).collect()
 }
 
-/// Identity of a dataset's training split (images, labels, shape): the cache key.
+/// Attribute probabilities (n × k, row-major: P(image i has attribute j), independent sigmoids)
+/// of images in [0,1] (N×C×H×W, the dataset's shape), by the dataset's attribute network; the
+/// attributes are `feats.attribute_names()`, in that order. An image "has" attribute j when its
+/// probability is above [`super::attributes::THRESHOLD`] (0.5). For code that must label
+/// images' attributes with the same instrument as `eval` (face arithmetic, text agreement).
+/// Errors for a class network.
+pub fn attribute_probs(feats: &Features, images: &[f32]) -> Result<Vec<f32>> {
+    if feats.meta.kind != NetKind::Attributes {
+        bail!("the feature network of '{}' is a class network: it has no attribute outputs", feats.meta.dataset);
+    }
+    Ok(feats.embed(images)?.probs)
+}
+
+/// Identity of a dataset's training split (images, labels, attributes, shape): the cache key.
 pub fn data_hash(splits: &Splits) -> String {
     let mut h = Sha256::new();
     h.update(format!("{:?}", splits.train.shape));
     h.update(&splits.train.images);
     if let Some(l) = &splits.train.labels {
         h.update(l);
+    }
+    if let Some(a) = &splits.train.attributes {
+        h.update(a.names.join(",").as_bytes());
+        h.update(&a.values);
     }
     hex(&h.finalize())[..24].to_string()
 }
@@ -199,7 +265,16 @@ fn file_name(splits: &Splits) -> String {
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
         .take(40)
         .collect();
-    format!("{ds}-{}-r{RECIPE}.llfeat", data_hash(splits))
+    if uses_attributes(splits) {
+        format!("{ds}-{}-attr-r{RECIPE_ATTR}.llfeat", data_hash(splits))
+    } else {
+        format!("{ds}-{}-r{RECIPE}.llfeat", data_hash(splits))
+    }
+}
+
+/// Whether a dataset gets an attribute network: attributes and no class labels.
+pub fn uses_attributes(splits: &Splits) -> bool {
+    splits.train.labels.is_none() && splits.train.attributes.as_ref().is_some_and(|a| a.k() > 0)
 }
 
 /// The cached network for a dataset, training it first if there is none (or `force`).
@@ -219,17 +294,29 @@ pub fn load_or_train(splits: &Splits, data_dir: &Path, force: bool, verbose: boo
             }
         }
     }
-    if splits.train.labels.is_none() {
-        bail!("dataset '{}' has no class labels: the feature network is a classifier and needs them", splits.name);
+    let attributes = uses_attributes(splits);
+    if attributes {
+        attr_net::check_shape(splits.train.shape).with_context(|| format!("dataset '{}'", splits.name))?;
+    } else if splits.train.labels.is_none() {
+        bail!(
+            "dataset '{}' has no class labels (nor attributes): the feature network is a classifier and needs them",
+            splits.name
+        );
     }
     if splits.train.shape.height < 4 || splits.train.shape.width < 4 {
         bail!("feature network needs images of at least 4×4, dataset '{}' has {:?}", splits.name, splits.train.shape);
     }
     if verbose {
-        eprintln!("training the feature network for '{}' (once; cached afterwards)…", splits.name);
+        let what = if attributes { "attribute network" } else { "feature network" };
+        eprintln!("training the {what} for '{}' (once; cached afterwards)…", splits.name);
     }
-    let (net, meta) = train(splits, &Recipe::standard(splits), verbose)?;
-    let bytes = encode(&net, &meta)?;
+    let bytes = if attributes {
+        let (net, meta) = attr_net::train(splits, &attr_net::standard_recipe(splits), verbose)?;
+        encode(&net, &meta)?
+    } else {
+        let (net, meta) = train(splits, &Recipe::standard(splits), verbose)?;
+        encode(&net, &meta)?
+    };
     let mut last_err = None;
     for d in &dirs {
         let p = d.join(&name);
@@ -244,7 +331,7 @@ pub fn load_or_train(splits: &Splits, data_dir: &Path, force: bool, verbose: boo
     }
 }
 
-fn encode(net: &FeatureNet, meta: &FeatureMeta) -> Result<Vec<u8>> {
+fn encode<M: Module>(net: &M, meta: &FeatureMeta) -> Result<Vec<u8>> {
     let weights =
         net.clone().into_record().into_bytes().map_err(|e| anyhow::anyhow!("cannot serialise weights: {e:?}"))?;
     Ok(crate::util::frame(MAGIC, &[&serde_json::to_vec(meta)?, &weights]))
@@ -259,17 +346,32 @@ pub fn load(path: &Path, device: &Device) -> Result<Features> {
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(secs[1].to_vec()))
         .map_err(|e| bad(&format!("weights unreadable: {e:?}")))?;
     let rng = &mut crate::util::rng(0, crate::util::Stream::Init, 0);
-    let net = FeatureNet::new(meta.shape, meta.classes, rng, device)
-        .try_load_record(record)
-        .map_err(|e| bad(&format!("weights do not fit the architecture: {e:?}")))?;
-    if content_hash(&net) != meta.weights_sha256 {
+    let misfit = |e| bad(&format!("weights do not fit the architecture: {e:?}"));
+    let (net, hash) = match meta.kind {
+        NetKind::Classes => {
+            let net = FeatureNet::new(meta.shape, meta.classes, rng, device).try_load_record(record).map_err(misfit)?;
+            let h = content_hash(&net);
+            (net.into(), h)
+        }
+        NetKind::Attributes => {
+            attr_net::check_shape(meta.shape).map_err(|e| bad(&format!("{e}")))?;
+            let k = meta.attribute_names.len();
+            if k == 0 || meta.attribute_accuracy.len() != k {
+                return Err(bad("attribute network without attribute names (or accuracies for each)"));
+            }
+            let net = AttrNet::new(meta.shape, k, rng, device).try_load_record(record).map_err(misfit)?;
+            let h = content_hash(&net);
+            (net.into(), h)
+        }
+    };
+    if hash != meta.weights_sha256 {
         return Err(bad("weights do not match their recorded hash"));
     }
     Ok(Features { net, meta, path: path.to_path_buf(), device: device.clone() })
 }
 
 /// sha256 of the parameter values (little-endian f32), independent of parameter ids.
-pub fn content_hash(net: &FeatureNet) -> String {
+pub fn content_hash<M: Module>(net: &M) -> String {
     let mut h = Sha256::new();
     for v in crate::models::blocks::param_values(net) {
         h.update(v.to_le_bytes());
@@ -277,80 +379,26 @@ pub fn content_hash(net: &FeatureNet) -> String {
     hex(&h.finalize())
 }
 
-/// Train with a fixed seed; returns the network (inference form) and its metadata.
-pub fn train(splits: &Splits, recipe: &Recipe, verbose: bool) -> Result<(FeatureNet, FeatureMeta)> {
-    let t0 = std::time::Instant::now();
-    let base = Device::flex();
-    let ad = base.clone().autodiff();
-    let train = &splits.train;
-    let classes = train.num_classes.max(2);
-    let labels = train.labels.as_ref().context("feature network needs labels")?;
-    let d = train.shape.len();
-    let mut rng = crate::util::rng(recipe.seed, crate::util::Stream::Init, 0);
-    let mut net = FeatureNet::new(train.shape, classes, &mut rng, &ad);
-    let mut opt = crate::train::optim::FusedAdam::new(0.9).init();
-    let images = unit(&train.images);
-    let steps_per_epoch = train.n.div_ceil(recipe.batch_size);
-    for epoch in 0..recipe.epochs {
-        let mut order: Vec<usize> = (0..train.n).collect();
-        order.shuffle(&mut crate::util::rng(recipe.seed, crate::util::Stream::Shuffle, epoch as u64));
-        // A lower step size for the last epoch: a cheap anneal worth a few tenths of a percent.
-        let lr = if epoch + 1 == recipe.epochs && recipe.epochs > 1 { recipe.lr * 0.3 } else { recipe.lr };
-        let mut sum = 0.0;
-        for (b, idx) in order.chunks(recipe.batch_size).enumerate() {
-            let mut x = Vec::with_capacity(idx.len() * d);
-            for &i in idx {
-                x.extend_from_slice(&images[i * d..(i + 1) * d]);
-            }
-            let y: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
-            let x = matrix(x, idx.len(), d, &ad);
-            let (_, logits) = net.forward(x);
-            let loss = (one_hot(&y, classes, &ad) * log_softmax(logits, 1)).sum_dim(1).mean().neg();
-            if b % 50 == 0 || b + 1 == steps_per_epoch {
-                sum = to_vec(loss.clone())[0] as f64;
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = opt.step(lr, net, grads);
-        }
-        if verbose {
-            eprintln!("  feature network epoch {}/{}: train loss {sum:.4}", epoch + 1, recipe.epochs);
-        }
-    }
-    let net = net.valid();
-    let probe = Features {
-        net: net.clone(),
-        meta: FeatureMeta {
-            dataset: splits.name.clone(),
-            data_hash: data_hash(splits),
-            shape: train.shape,
-            classes,
-            epochs: recipe.epochs,
-            seed: recipe.seed,
-            recipe: RECIPE,
-            test_accuracy: 0.0,
-            train_seconds: 0.0,
-            weights_sha256: String::new(),
-        },
-        path: PathBuf::new(),
-        device: base.clone(),
-    };
-    let acc = accuracy(&probe, &splits.test)?;
-    let mut meta = probe.meta;
-    meta.test_accuracy = acc;
-    meta.train_seconds = t0.elapsed().as_secs_f64();
-    meta.weights_sha256 = content_hash(&net);
-    if verbose {
-        eprintln!("  feature network test accuracy {:.2} % ({:.0} s)", acc * 100.0, meta.train_seconds);
-    }
-    Ok((net, meta))
-}
-
-/// Fraction of `data` the classifier labels correctly.
+/// Fraction of `data` the classifier labels correctly; for an attribute network, the mean over
+/// attributes of [`attribute_accuracy`].
 pub fn accuracy(f: &Features, data: &Dataset) -> Result<f64> {
+    if f.meta.kind == NetKind::Attributes {
+        return Ok(attr_net::mean(&attribute_accuracy(f, data)?));
+    }
     let labels = data.labels.as_ref().context("accuracy needs labels")?;
     let e = f.embed_dataset(data)?;
     Ok(argmax_rows(&e.probs, e.classes).iter().zip(labels).filter(|(p, y)| **p == **y as usize).count() as f64
         / data.n.max(1) as f64)
+}
+
+/// Per attribute (the network's order), the share of `data`'s images whose thresholded probability
+/// (> 0.5) matches their annotation. `data`'s attributes must be the network's, in its order.
+pub fn attribute_accuracy(f: &Features, data: &Dataset) -> Result<Vec<f64>> {
+    let attrs = data.attributes.as_ref().context("attribute accuracy needs attribute annotations")?;
+    if attrs.names != f.meta.attribute_names {
+        bail!("the images' attributes are not the ones the network reads (or not in its order)");
+    }
+    attr_net::accuracy_per_attribute(&attribute_probs(f, &unit(&data.images))?, attrs)
 }
 
 pub fn argmax_rows(v: &[f32], k: usize) -> Vec<usize> {

@@ -2,6 +2,9 @@
 //! with its own tests; `tasks` runs each on a run and returns its values beside its protocol,
 //! `evaluate` drives them and `report` is the typed `eval.json` they fill.
 
+pub mod attr_net;
+pub mod attributes;
+pub mod class_net;
 pub mod coverage;
 pub mod evaluate;
 pub mod features;

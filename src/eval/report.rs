@@ -2,7 +2,8 @@
 //! either age load with either code:
 //! - the headline metrics are always written, `null` when not measured (`Option`, never a default);
 //! - the detailed blocks (`class_histogram`, `coverage_real`, `memorization`, `latent`, `notes`)
-//!   are left out when not measured;
+//!   are left out when not measured, and so are the attribute metrics (`attribute_gap` …), which
+//!   only datasets with an attribute network (CelebA) have;
 //! - fields are declared in alphabetical order because the old writer's map sorted its keys, and
 //!   this keeps new files (and report.json, which embeds them) byte-identical;
 //! - a NaN serialises as `null` (JSON has no NaN); where a number is not optional it reads back
@@ -15,6 +16,19 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EvalReport {
+    /// Attribute networks: mean over attributes of |rate among samples − rate among real test
+    /// images|, both rates read by the attribute network (probability > 0.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_gap: Option<f64>,
+    /// The same gap for real training images vs the same test images: the sampling-noise floor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_gap_floor: Option<f64>,
+    /// The attribute whose rate differs most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_gap_worst: Option<WorstAttribute>,
+    /// Per attribute: its rate among samples, among real test images, annotated, and the gap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_rates: Option<Vec<AttributeRate>>,
     /// Samples per class (argmax of the dataset's classifier).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_histogram: Option<Vec<usize>>,
@@ -53,6 +67,31 @@ pub struct EvalReport {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorstAttribute {
+    pub attribute: String,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub gap: f64,
+}
+
+/// One attribute's share of images that have it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttributeRate {
+    /// Share of the real test images annotated with it (reference only: the gap compares the
+    /// classifier's readings on both sides).
+    pub annotated: Option<f64>,
+    /// |samples − real|.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub gap: f64,
+    pub name: String,
+    /// Share of real test images the attribute network says have it.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub real: f64,
+    /// Share of samples the attribute network says have it.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub samples: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RealCoverage {
     #[serde(deserialize_with = "nan_if_null")]
     pub class_kl: f64,
@@ -64,6 +103,9 @@ pub struct RealCoverage {
 /// Why a requested metric has no value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Notes {
+    /// Class coverage was requested but the dataset has no class labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<String>,
     /// Fewer test images than samples: the real reference sets are smaller than n.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub n_real: Option<String>,
@@ -74,11 +116,13 @@ pub struct Notes {
 
 impl Notes {
     pub fn is_empty(&self) -> bool {
-        self.n_real.is_none() && self.nll.is_none()
+        self.coverage.is_none() && self.n_real.is_none() && self.nll.is_none()
     }
     /// (metric, note) in the order eval.json lists them.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("n_real", &self.n_real), ("nll", &self.nll)].into_iter().filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        [("coverage", &self.coverage), ("n_real", &self.n_real), ("nll", &self.nll)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_deref()?)))
     }
 }
 
@@ -144,6 +188,8 @@ pub struct AxisStats {
 #[serde(default)]
 pub struct Protocol {
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feature_network: Option<FeatureNetwork>,
@@ -180,6 +226,10 @@ pub struct Protocol {
 pub struct FeatureNetwork {
     pub dataset: String,
     pub epochs: usize,
+    /// "classes" (softmax classifier) or "attributes" (multi-label; `test_accuracy` is then the
+    /// mean per-attribute accuracy). Absent in files from before attribute networks: classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub layer: String,
     pub path: String,
     pub seed: u64,
@@ -240,6 +290,13 @@ pub fn table(r: &EvalReport) -> String {
     let mut s = String::new();
     for (name, val, note) in rows {
         s.push_str(&format!("{name:<20} {val:>12}  {note}\n"));
+    }
+    // Only datasets with an attribute network have these rows.
+    if r.attribute_gap.is_some() || r.attribute_gap_worst.is_some() {
+        let worst =
+            r.attribute_gap_worst.as_ref().map_or("—".into(), |w| format!("{} {}", w.attribute, f(Some(w.gap), 3)));
+        let note = format!("floor {}; worst {worst}", f(r.attribute_gap_floor, 4));
+        s.push_str(&format!("{:<20} {:>12}  {note}\n", "attribute gap (↓)", f(r.attribute_gap, 4)));
     }
     for (k, n) in r.notes.iter() {
         s.push_str(&format!("note ({k}): {n}\n"));

@@ -71,3 +71,28 @@ fn empty_and_nan_files_load() {
     let back: EvalReport = serde_json::from_str(&serde_json::to_string(&nan).unwrap()).unwrap();
     assert_eq!(back.fid, None);
 }
+
+/// An attribute-network report: its fields survive a round trip, the table gains exactly one
+/// row for them, and a class-network report (the fixtures) writes none of their keys.
+#[test]
+fn attribute_metrics_round_trip_and_show_in_the_table() {
+    let mut r: EvalReport = serde_json::from_str(VAE).unwrap();
+    let before = table(&r);
+    r.attribute_gap = Some(0.0375);
+    r.attribute_gap_floor = Some(0.0125);
+    r.attribute_gap_worst = Some(WorstAttribute { attribute: "Smiling".into(), gap: 0.25 });
+    r.attribute_rates =
+        Some(vec![AttributeRate { annotated: Some(0.5), gap: 0.25, name: "Smiling".into(), real: 0.45, samples: 0.2 }]);
+    r.notes.coverage = Some("no class labels: skipped".into());
+    let back: EvalReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back, r);
+    let t = table(&r);
+    assert_eq!(t.lines().count(), before.lines().count() + 2, "one metric row, one note\n{t}");
+    let row = t.lines().find(|l| l.starts_with("attribute gap")).unwrap();
+    assert!(row.contains("0.0375") && row.contains("floor 0.0125") && row.contains("worst Smiling 0.250"), "{row}");
+    assert!(t.contains("note (coverage): no class labels"), "{t}");
+    for text in [VAE, DCGAN] {
+        let v = serde_json::to_value(serde_json::from_str::<EvalReport>(text).unwrap()).unwrap();
+        assert!(v.as_object().unwrap().keys().all(|k| !k.starts_with("attribute")));
+    }
+}

@@ -181,6 +181,7 @@ pub const DECL: ModelDecl = ModelDecl {
     // and 10 epochs of it (~8 min on 2 cores) beat 15 without it on FID, precision and classifier score.
     defaults: |_| crate::config::Options { lr: Some(8e-4), ..registry::gan_defaults(10) },
     d_conv3: true,
+    options: registry::CONV_GAN_OPTIONS,
     build: |spec, seed, device| super::gan::build_adversary(spec, seed, device, true),
     check: registry::divisible_by_4,
     activations: "generator: Linear → BN → ReLU → ConvT → BN → ReLU → ConvT → tanh",

@@ -82,6 +82,8 @@ impl MlpDiscriminator {
 pub enum Generator {
     Mlp(MlpGenerator),
     Conv(super::dcgan::ConvGenerator),
+    /// The scaled DCGAN of 16–256 px square images (`pyramid.rs`).
+    Scaled(super::pyramid::UpStack),
 }
 
 /// D of the GAN family.
@@ -90,6 +92,7 @@ pub enum Generator {
 pub enum Discriminator {
     Mlp(MlpDiscriminator),
     Conv(super::dcgan::ConvDiscriminator),
+    Scaled(super::pyramid::ScaledDiscriminator),
 }
 
 /// A generator and its discriminator; `cond_dim > 0` makes both label-conditioned (cGAN).
@@ -108,6 +111,16 @@ impl Generator {
         match self {
             Generator::Mlp(g) => g.forward(z),
             Generator::Conv(g) => g.forward(z),
+            Generator::Scaled(g) => g.forward(z, Act::Tanh),
+        }
+    }
+
+    /// Make batch-norm running statistics current (see `dcgan::sync_bn`).
+    pub fn sync_running_stats(&self) {
+        match self {
+            Generator::Mlp(_) => {}
+            Generator::Conv(g) => g.sync_running_stats(),
+            Generator::Scaled(g) => super::dcgan::sync_bn(&g.batch_norms()),
         }
     }
 }
@@ -149,9 +162,7 @@ impl Adversary {
     /// One step of the weight average after an update of G (no-op without one).
     pub fn update_ema(mut self, decay: f64) -> Self {
         if let Some(avg) = self.g_ema.take() {
-            if let Generator::Conv(g) = &self.g {
-                g.sync_running_stats();
-            }
+            self.g.sync_running_stats();
             let from: Vec<Tensor<1>> =
                 crate::models::blocks::param_tensors(&self.g).into_iter().map(|t| t.detach()).collect();
             self.g_ema = Some(avg.map(&mut Blend { decay, from: from.into_iter() }));
@@ -175,6 +186,16 @@ impl Discriminator {
         match self {
             Discriminator::Mlp(d) => d.forward(x),
             Discriminator::Conv(d) => d.forward(x),
+            Discriminator::Scaled(d) => d.forward(x),
+        }
+    }
+
+    /// Make batch-norm running statistics current (see `dcgan::sync_bn`).
+    pub fn sync_running_stats(&self) {
+        match self {
+            Discriminator::Mlp(_) => {}
+            Discriminator::Conv(d) => d.sync_running_stats(),
+            Discriminator::Scaled(d) => super::dcgan::sync_bn(&d.body.batch_norms()),
         }
     }
 }
@@ -185,18 +206,18 @@ pub fn build_adversary(spec: &ModelSpec, seed: u64, device: &Device, conv: bool)
     let rng = &mut crate::util::rng(seed, crate::util::Stream::Init, 0);
     let (l, d) = (spec.latent_dim, spec.shape.len());
     let c = if spec.kind.is_conditional() { spec.num_classes } else { 0 };
-    let new_g = |rng: &mut ChaCha8Rng| {
-        if conv {
-            Generator::Conv(super::dcgan::ConvGenerator::new(l, 0, spec.shape, rng, device))
-        } else {
-            Generator::Mlp(MlpGenerator::new(l, c, d, rng, device))
-        }
+    let new_g = |rng: &mut ChaCha8Rng| match (conv, spec.width) {
+        (true, Some(w)) => Generator::Scaled(super::pyramid::UpStack::new(l, spec.shape, w, rng, device)),
+        (true, None) => Generator::Conv(super::dcgan::ConvGenerator::new(l, 0, spec.shape, rng, device)),
+        (false, _) => Generator::Mlp(MlpGenerator::new(l, c, d, rng, device)),
     };
     let g = new_g(rng);
-    let d = if conv {
-        Discriminator::Conv(super::dcgan::ConvDiscriminator::new(spec.shape, spec.d_conv3, rng, device))
-    } else {
-        Discriminator::Mlp(MlpDiscriminator::new(d, c, rng, device))
+    let d = match (conv, spec.width) {
+        (true, Some(w)) => Discriminator::Scaled(super::pyramid::ScaledDiscriminator::new(spec.shape, w, rng, device)),
+        (true, None) => {
+            Discriminator::Conv(super::dcgan::ConvDiscriminator::new(spec.shape, spec.d_conv3, rng, device))
+        }
+        (false, _) => Discriminator::Mlp(MlpDiscriminator::new(d, c, rng, device)),
     };
     // The average starts as G itself: a second G from the same stream, with its own parameters and
     // batch-norm statistics, that no optimiser touches.

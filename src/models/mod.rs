@@ -7,6 +7,7 @@ pub mod blocks;
 pub mod game;
 mod net;
 pub mod prior;
+pub mod pyramid;
 pub mod registry;
 pub mod text;
 
@@ -124,6 +125,11 @@ pub struct ModelSpec {
     /// (`--ema`); None: samples come from G itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<f64>,
+    /// Convolutional models on square 16–256 px images: the width w of the scaled bodies of
+    /// `pyramid.rs` (Radford et al.'s `ngf`/`ndf`). None: the fixed networks (28×28 and other
+    /// sizes), as in every spec written before the scaled bodies existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
     /// Text-conditioned models: vocabulary, class words, attribute thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<stackgan::TextSpec>,
@@ -171,6 +177,19 @@ impl ModelSpec {
                     self.shape.height,
                     self.shape.width
                 );
+            }
+        }
+        if let Some(w) = self.width {
+            if pyramid::depth(self.shape).is_none() {
+                bail!(
+                    "--width sets the scaled convolutional networks of square images of side {:?}; these images are {}×{}",
+                    pyramid::SIDES,
+                    self.shape.height,
+                    self.shape.width
+                );
+            }
+            if !(1..=1024).contains(&w) {
+                bail!("--width must be between 1 and 1024, got {w}");
             }
         }
         if let Some(s) = self.decoder_sigma

@@ -29,12 +29,11 @@ impl Net {
     /// Make batch-norm running statistics current (see `dcgan::sync_bn`).
     pub fn sync_running_stats(&self) {
         if let Net::Gan(m) = self {
-            if let gan::Generator::Conv(g) = &m.g {
-                g.sync_running_stats();
-            }
-            if let gan::Discriminator::Conv(d) = &m.d {
-                d.sync_running_stats();
-            }
+            m.g.sync_running_stats();
+            m.d.sync_running_stats();
+        }
+        if let Net::Vae(m) = self {
+            m.sync_running_stats();
         }
         if let Net::Stack(m) = self {
             m.sync_running_stats();

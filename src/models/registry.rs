@@ -107,8 +107,51 @@ pub fn gan_defaults(epochs: u64) -> Options {
     }
 }
 
+/// Defaults that depend on the images, between a model's own (set for 28×28 grey digits) and the
+/// user's options. Colour: a likelihood model's decoder is Gaussian on raw levels (Bernoulli
+/// pixels of a photograph mean nothing, and binarising colour destroys it). Square 16–256 px
+/// images: the scaled convolutional bodies (`pyramid.rs`) and the recipe measured for faces with
+/// them (README, "Faces").
+pub fn image_defaults(kind: super::ModelKind, given: &Options, shape: crate::data::ImageShape) -> Options {
+    let decl = kind.decl();
+    let scaled = super::pyramid::depth(shape).is_some();
+    let mut o = Options::default();
+    if decl.family != Family::Adversarial && shape.channels == 3 && decl.accepts("decoder") {
+        o.decoder = Some(DecoderKind::Gaussian);
+        o.binarize = Some(Binarize::None);
+    }
+    if scaled && decl.accepts("width") {
+        // The width is written into the run's config, so the run shows (and keeps) its network.
+        if decl.family == Family::Adversarial {
+            o.width = Some(super::pyramid::DEFAULT_WIDTH);
+            // Radford et al.'s rate: the DCGAN's 8e-4 was measured on 28×28 digits only.
+            o.lr = Some(2e-4);
+            o.epochs = Some(FACE_GAN_EPOCHS);
+            // No weight average (`--ema`): the same run's samples from G's average of the last
+            // ~1,000 updates were blurred faces, and scored worse (README, "Faces").
+        } else if given.arch.is_none_or(|a| a == super::Arch::Conv) {
+            o.width = Some(super::pyramid::DEFAULT_WIDTH);
+            o.arch = Some(super::Arch::Conv);
+            o.latent_dim = Some(128);
+            o.hidden = Some(vec![512]);
+            o.batch_size = Some(64);
+            o.epochs = Some(FACE_VAE_EPOCHS);
+            o.kl_warmup = Some(given.epochs.unwrap_or(FACE_VAE_EPOCHS) / 10);
+        }
+    }
+    o
+}
+
+/// Epochs of the scaled DCGAN's default run: ~17 minutes for 9,000 faces at 64×64 on 2 cores
+/// (README, "Faces").
+pub const FACE_GAN_EPOCHS: u64 = 25;
+/// Epochs of the scaled conv VAE's default run.
+pub const FACE_VAE_EPOCHS: u64 = 20;
+
 /// Options every GAN accepts.
 pub const GAN_OPTIONS: &[&str] = &["prior", "lr_d", "d_steps", "label_smoothing", "ema"];
+/// Options of the convolutional GANs: the GAN's and the width of the scaled networks.
+pub const CONV_GAN_OPTIONS: &[&str] = &["prior", "lr_d", "d_steps", "label_smoothing", "ema", "width"];
 
 /// Adam with β1 = 0.5 for both players, as in Radford et al.
 pub const GAN_OPTIMIZERS: &[Adam] = &[Adam { updates: "G", beta1: 0.5 }, Adam { updates: "D", beta1: 0.5 }];

@@ -16,6 +16,7 @@ fn spec(kind: ModelKind) -> ModelSpec {
         objective: Objective::Elbo,
         d_conv3: false,
         ema: None,
+        width: None,
         text: None,
     }
 }

@@ -4,6 +4,7 @@
 //! encoder and decoder also see a one-hot condition: that is the CVAE (see `cvae.rs`).
 
 use super::blocks::{Mlp, gaussian_nll, kl_std_normal, linear};
+use super::pyramid::{DownStack, UpStack};
 use super::registry::{self, Adam, Family, ModelDecl};
 use super::{Arch, DecoderKind, Losses, ModelSpec, Net, Objective};
 use crate::config::{LrSchedule, Options};
@@ -118,11 +119,18 @@ pub struct Vae {
     /// `--arch conv`: convolutions before the encoder MLP and after the decoder MLP.
     pub conv_enc: Option<ConvEncoder>,
     pub conv_dec: Option<ConvDecoder>,
+    /// `--arch conv` on 16–256 px square images: the scaled bodies of `pyramid.rs` (the DCGAN's
+    /// D as encoder, its G as decoder) around the MLPs.
+    pub deep_enc: Option<DownStack>,
+    pub deep_dec: Option<UpStack>,
 }
 
 impl Vae {
     pub fn new(spec: &ModelSpec, cond_dim: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
         let s = spec.shape;
+        if let (Arch::Conv, Some(w)) = (spec.arch, spec.width) {
+            return Self::scaled(spec, cond_dim, w, rng, device);
+        }
         let (conv_enc, conv_dec) = match spec.arch {
             Arch::Mlp => (None, None),
             Arch::Conv => (
@@ -132,23 +140,75 @@ impl Vae {
         };
         // The MLPs see the conv features instead of pixels when there are convolutions.
         let d = conv_enc.as_ref().map_or(s.len(), ConvEncoder::out_len);
+        let (encoder, mu, logvar, decoder) = Self::mlps(spec, d, cond_dim, Some(d), rng, device);
+        Vae {
+            encoder,
+            mu,
+            logvar,
+            decoder,
+            log_sigma: Self::init_log_sigma(spec, device),
+            cond_dim,
+            conv_enc,
+            conv_dec,
+            deep_enc: None,
+            deep_dec: None,
+        }
+    }
+
+    /// Encoder MLP `[d + cond, hidden…]`, heads μ and log σ², decoder MLP `[latent + cond,
+    /// hidden reversed…, out?]`, drawn from `rng` in that order.
+    fn mlps(
+        spec: &ModelSpec,
+        d: usize,
+        cond_dim: usize,
+        out: Option<usize>,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> (Mlp, Linear, Linear, Mlp) {
         let h = &spec.hidden;
         let last = *h.last().unwrap_or(&d);
         let mut enc = vec![d + cond_dim];
         enc.extend(h);
         let mut dec = vec![spec.latent_dim + cond_dim];
         dec.extend(h.iter().rev());
-        dec.push(d);
+        dec.extend(out);
+        (
+            Mlp::new(&enc, rng, device),
+            linear(last, spec.latent_dim, rng, device),
+            linear(last, spec.latent_dim, rng, device),
+            Mlp::new(&dec, rng, device),
+        )
+    }
+
+    fn init_log_sigma(spec: &ModelSpec, device: &Device) -> Param<Tensor<1>> {
         let init_ls = spec.decoder_sigma.unwrap_or(0.1).ln() as f32;
+        Param::from_tensor(Tensor::from_floats([init_ls], device))
+    }
+
+    /// Down stack → MLP (`--hidden`) → μ, log σ²; z → MLP (mirrored) → up stack.
+    fn scaled(spec: &ModelSpec, cond_dim: usize, width: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let enc_body = DownStack::new(spec.shape, width, rng, device);
+        let (encoder, mu, logvar, decoder) = Self::mlps(spec, enc_body.out_len(), cond_dim, None, rng, device);
+        let dec_in = *spec.hidden.first().unwrap_or(&(spec.latent_dim + cond_dim));
         Vae {
-            encoder: Mlp::new(&enc, rng, device),
-            mu: linear(last, spec.latent_dim, rng, device),
-            logvar: linear(last, spec.latent_dim, rng, device),
-            decoder: Mlp::new(&dec, rng, device),
-            log_sigma: Param::from_tensor(Tensor::from_floats([init_ls], device)),
+            encoder,
+            mu,
+            logvar,
+            decoder,
+            log_sigma: Self::init_log_sigma(spec, device),
             cond_dim,
-            conv_enc,
-            conv_dec,
+            conv_enc: None,
+            conv_dec: None,
+            deep_dec: Some(UpStack::new(dec_in, spec.shape, width, rng, device)),
+            deep_enc: Some(enc_body),
+        }
+    }
+
+    /// Make batch-norm running statistics current (see `dcgan::sync_bn`).
+    pub fn sync_running_stats(&self) {
+        if let (Some(e), Some(d)) = (&self.deep_enc, &self.deep_dec) {
+            super::dcgan::sync_bn(&e.batch_norms());
+            super::dcgan::sync_bn(&d.batch_norms());
         }
     }
 
@@ -161,9 +221,13 @@ impl Vae {
 
     /// q(z|x): (μ, log σ²).
     pub fn encode(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> (Tensor<2>, Tensor<2>) {
-        let x = match &self.conv_enc {
-            Some(c) => c.forward(x),
-            None => x,
+        let x = match (&self.conv_enc, &self.deep_enc) {
+            (Some(c), _) => c.forward(x),
+            (_, Some(c)) => {
+                let b = x.dims()[0];
+                c.forward(x).reshape([b, c.out_len()])
+            }
+            _ => x,
         };
         let h = self.encoder.forward_then(self.with_cond(x, cond), Act::Relu);
         let (lo, hi) = LOGVAR_RANGE;
@@ -172,7 +236,11 @@ impl Vae {
 
     /// Decoder output before the output non-linearity (Bernoulli logits, or Gaussian pre-mean).
     pub fn decode_raw(&self, z: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
-        let h = self.decoder.forward(self.with_cond(z, cond));
+        let zc = self.with_cond(z, cond);
+        if let Some(up) = &self.deep_dec {
+            return up.forward(self.decoder.forward_then(zc, Act::Relu), Act::None);
+        }
+        let h = self.decoder.forward(zc);
         match &self.conv_dec {
             Some(c) => c.forward(h),
             None => h,
@@ -201,7 +269,7 @@ impl Vae {
     /// the condition already appended): the decoder and the likelihood fused where our kernels
     /// allow (Bernoulli, MLP decoder, CPU inference), else decode then `recon_nll_grouped`.
     pub fn decode_nll_grouped(&self, spec: &ModelSpec, z: Tensor<2>, x: Tensor<2>, g: usize) -> Tensor<1> {
-        if spec.decoder == DecoderKind::Bernoulli && self.conv_dec.is_none() {
+        if spec.decoder == DecoderKind::Bernoulli && self.conv_dec.is_none() && self.deep_dec.is_none() {
             let layers: Vec<&Linear> = self.decoder.layers.iter().collect();
             if let Some(nll) = kernels::mlp_bce_rows(&layers, Act::Relu, z.clone(), x.clone(), g) {
                 return nll;
@@ -281,7 +349,7 @@ pub const DECL: ModelDecl = ModelDecl {
     conditional: false,
     variational: true,
     text: false,
-    options: &["hidden", "decoder", "decoder_sigma", "beta", "arch", "objective", "iwae_k", "kl_warmup"],
+    options: &["hidden", "decoder", "decoder_sigma", "beta", "arch", "objective", "iwae_k", "kl_warmup", "width"],
     // The recipe measured in the README: cosine decay to 0 and a KL weight that ramps up over the
     // first tenth of the run, so the decoder learns to use the code before the KL closes it.
     defaults: |o| Options {

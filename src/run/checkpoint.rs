@@ -173,6 +173,7 @@ mod tests {
                     objective: Default::default(),
                     d_conv3: false,
                     ema: None,
+                    width: None,
                     text: None,
                 },
                 class_names: vec![],

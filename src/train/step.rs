@@ -23,6 +23,7 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> Mode
 
 /// The spec a config implies on images of `shape` with `num_classes` labels, without captions.
 pub fn spec_of(cfg: &RunConfig, shape: ImageShape, num_classes: usize) -> ModelSpec {
+    let width = scaled_width(cfg, shape);
     ModelSpec {
         kind: cfg.model,
         shape,
@@ -35,10 +36,20 @@ pub fn spec_of(cfg: &RunConfig, shape: ImageShape, num_classes: usize) -> ModelS
         prior: cfg.prior,
         arch: cfg.arch,
         objective: cfg.objective,
-        d_conv3: cfg.model.decl().d_conv3,
+        d_conv3: cfg.model.decl().d_conv3 && width.is_none(),
         ema: cfg.ema,
+        width,
         text: None,
     }
+}
+
+/// The width of the scaled convolutional bodies (`models::pyramid`) when the model is
+/// convolutional and the images are square with a side they serve; None: the fixed networks.
+pub fn scaled_width(cfg: &RunConfig, shape: ImageShape) -> Option<usize> {
+    let decl = cfg.model.decl();
+    let conv = decl.family == crate::models::Family::Adversarial || cfg.arch == crate::models::Arch::Conv;
+    (decl.accepts("width") && conv && crate::models::pyramid::depth(shape).is_some())
+        .then(|| cfg.width.unwrap_or(crate::models::pyramid::DEFAULT_WIDTH))
 }
 
 /// Fresh optimisers of a model's recipe, in the order its step function uses them.

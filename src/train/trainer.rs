@@ -90,6 +90,16 @@ fn run_loop(
     // without it (the layer is the release's, not the config's).
     if let Some(ck) = &resume {
         spec.d_conv3 = ck.meta.spec.d_conv3;
+        spec.width = ck.meta.spec.width;
+    }
+    if let (Some(w), None) = (cfg.width, spec.width) {
+        bail!(
+            "--width {w} sets the scaled convolutional networks (DCGAN, LSGAN, --arch conv VAE) of square images of side {:?}; \
+             these are {}×{} images",
+            crate::models::pyramid::SIDES,
+            data.train.shape.height,
+            data.train.shape.width
+        );
     }
     spec.validate()?;
     let captions = match (&spec.text, &text_data) {

@@ -43,3 +43,32 @@ pub fn cli_env(args: &[&str], cwd: &Path, env: &[(&str, &Path)]) -> (bool, Strin
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
+
+/// A CelebA folder of the first `n` real faces (official layout: `img_align_celeba/` with links
+/// to the shared images, and the real attribute and identity rows of those faces, CRLF as the
+/// official files) in `dir`; returns its path.
+pub fn small_celeba(dir: &Path, n: usize) -> PathBuf {
+    let src = shared_data().join("celeba");
+    let out = dir.join("celeba");
+    std::fs::create_dir_all(out.join("img_align_celeba")).unwrap();
+    let attr = std::fs::read_to_string(src.join("list_attr_celeba.txt")).unwrap();
+    let mut lines = attr.lines();
+    let (_, header) = (lines.next(), lines.next().unwrap());
+    let mut rows = format!("{n}\r\n{}\r\n", header.trim_end());
+    for l in lines.take(n) {
+        let name = l.split_whitespace().next().unwrap();
+        std::os::unix::fs::symlink(src.join("img_align_celeba").join(name), out.join("img_align_celeba").join(name))
+            .unwrap();
+        rows.push_str(l.trim_end());
+        rows.push_str("\r\n");
+    }
+    std::fs::write(out.join("list_attr_celeba.txt"), rows).unwrap();
+    let ids: String = std::fs::read_to_string(src.join("identity_CelebA.txt"))
+        .unwrap()
+        .lines()
+        .take(n)
+        .map(|l| format!("{}\r\n", l.trim_end()))
+        .collect();
+    std::fs::write(out.join("identity_CelebA.txt"), ids).unwrap();
+    out
+}

@@ -58,7 +58,7 @@ pub use attributes::{ATTRS, AttributeSet, INK, Level, Thresholds, measure, measu
 pub use folder::{MAX_CAPTION_CHARS, MAX_FILE_BYTES, load_folder};
 pub use text::{Intent, attribute_hits, class_words, intent, phrasings, tokenize};
 
-use super::{Dataset, NAMES, Splits, cifar};
+use super::{Dataset, NAMES, Splits, celeba, cifar};
 use anyhow::{Result, bail};
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -78,15 +78,16 @@ pub struct TextData {
     pub class_words: Vec<String>,
 }
 
-/// Whether `dataset_arg` names an image folder (as `data::load` reads it).
+/// Whether `dataset_arg` names an image folder (as `data::load` reads it; CelebA has its own split).
 fn is_folder(dataset_arg: &str) -> bool {
     let p = Path::new(dataset_arg);
-    p.is_dir() && !NAMES.contains(&dataset_arg) && cifar::find(p).is_none()
+    p.is_dir() && !NAMES.contains(&dataset_arg) && cifar::find(p).is_none() && !celeba::is_celeba(p)
 }
 
 /// Captions of `splits`. `dataset_arg` is the run's --dataset argument (a name or a path); a folder
-/// (a directory that is not one of `data::NAMES`, nor a CIFAR-10 folder) is read with `load_folder`
-/// and split with `folder::test_indices` so captions line up with `splits.train`/`splits.test`.
+/// (a directory that is not one of `data::NAMES`, nor a CIFAR-10 or CelebA folder) is read with
+/// `load_folder` and split with `folder::test_indices` so captions line up with
+/// `splits.train`/`splits.test`.
 /// Without caption files, captions are generated from labels; an unlabelled dataset without
 /// caption files is an error.
 pub fn for_splits(dataset_arg: &str, splits: &Splits) -> Result<TextData> {

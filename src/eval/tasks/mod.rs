@@ -4,6 +4,7 @@
 //! [`Measured`]: its typed values beside what was measured how. The driver
 //! (`evaluate::evaluate`) runs the requested ones and files the results into `EvalReport`.
 
+pub mod attributes;
 pub mod coverage;
 pub mod fid;
 pub mod kid;

@@ -12,7 +12,7 @@
 use super::Measured;
 use crate::data::captions::{self, Intent, Thresholds};
 use crate::data::{ImageShape, Splits};
-use crate::eval::features::{Embedding, FEATURE_DIM, Features, argmax_rows};
+use crate::eval::features::{Embedding, FEATURE_DIM, Features, NetKind, argmax_rows};
 use crate::models::Model;
 use crate::models::stackgan::Stage;
 use crate::util::{Stream, rng};
@@ -121,10 +121,12 @@ fn agreement(
     shape: ImageShape,
     th: Option<&Thresholds>,
 ) -> Agreement {
-    let predicted = argmax_rows(&emb.probs, emb.classes);
+    // An attribute network predicts no class: class agreement is then not measured.
+    let classes = emb.kind == NetKind::Classes;
+    let predicted = if classes { argmax_rows(&emb.probs, emb.classes) } else { vec![0; emb.n] };
     let (mut hit, mut named) = (0usize, 0usize);
     for (i, it) in intents.iter().enumerate() {
-        if let Some(c) = it.class {
+        if let Some(c) = it.class.filter(|_| classes) {
             named += 1;
             hit += usize::from(predicted[i] == c);
         }

@@ -188,3 +188,27 @@ fn a_diverged_status_is_a_diverged_verdict() {
     assert!(v.stability.value.contains("1 NaN/collapse event(s)"));
     assert_eq!(v.quality.verdict, "not measured");
 }
+
+/// Faces have attributes, not classes: the mode-collapse claim weighs recall with how far each
+/// model's attribute rates stray from the real ones (`attribute_gap`).
+#[test]
+fn mode_collapse_on_faces_reads_the_attribute_gap() {
+    let faces = |recall: f64, gap: f64| EvalReport {
+        classes_covered: None,
+        class_histogram: None,
+        class_kl: None,
+        attribute_gap: Some(gap),
+        ..eval(10.0, 0.5, recall, 0, 0.0, 1.0, None)
+    };
+    let claim = |v: EvalReport, g: EvalReport| {
+        let vae = run(ModelKind::Vae, training(0.01, None), v);
+        let gan = run(ModelKind::Dcgan, training(0.2, Some((0.8, 0.2))), g);
+        judge_claims(&[vae, gan]).into_iter().find(|c| c.claim.contains("mode collapse")).unwrap()
+    };
+    let c = claim(faces(0.5, 0.05), faces(0.2, 0.12));
+    assert_eq!(c.verdict, "holds");
+    assert!(c.reason.contains("attribute rates are further from the real ones"), "{}", c.reason);
+    assert!(c.gan.contains("attribute gap 0.120"), "{}", c.gan);
+    let c = claim(faces(0.006, 0.10), faces(0.02, 0.08));
+    assert_eq!(c.verdict, "does not hold", "{}", c.reason);
+}
