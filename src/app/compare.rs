@@ -146,10 +146,8 @@ fn ensure_trained(kind: ModelKind, path: &Path, given: Options, quick: bool) -> 
     }
     // The budget is a number of updates, not epochs: a 9,000-image folder gets as much training
     // as MNIST. Epochs are whatever the budget takes on this dataset.
-    let probe = RunConfig::resolve(kind, given.clone())?;
-    let data = data::load_with(&probe.dataset, probe.data_dir.as_deref(), &probe.transform())?;
+    let (defaults, data) = training::resolve_with_data(kind, given.clone())?;
     let shape = data.train.shape;
-    let defaults = RunConfig::resolve_for(kind, given.clone(), shape)?;
     let updates = compare_updates(&defaults, quick, shape, data.train.n);
     let per_epoch = data.train.n.div_ceil(defaults.batch_size).max(1) as u64;
     let opts = Options {

@@ -45,11 +45,6 @@ pub struct Trained {
     pub summary: Summary,
 }
 
-/// The effective config of a new run: the model's defaults, the `--config` file, then flags.
-pub fn resolve(req: &TrainRequest) -> Result<RunConfig> {
-    RunConfig::resolve(req.model, given(req)?)
-}
-
 /// The options the user gave: flags over the `--config` file.
 fn given(req: &TrainRequest) -> Result<Options> {
     let file = match &req.config {
@@ -62,11 +57,18 @@ fn given(req: &TrainRequest) -> Result<Options> {
 /// Train a new run: the config is resolved once more when the images are known, for the
 /// defaults that depend on them (`RunConfig::resolve_for`).
 pub fn start(req: TrainRequest) -> Result<Trained> {
-    let first = resolve(&req)?;
-    let data = data::load_with(&first.dataset, first.data_dir.as_deref(), &first.transform())?;
-    let cfg = RunConfig::resolve_for(req.model, given(&req)?, data.train.shape)?;
+    let (cfg, data) = resolve_with_data(req.model, given(&req)?)?;
     let out = req.out.unwrap_or_else(|| run::default_path(&cfg));
     start_loaded(&cfg, out, &data)
+}
+
+/// The config of `given` options for the images they name, and those images: the dataset is
+/// loaded once, then the options are resolved with the image-dependent defaults
+/// (`RunConfig::resolve_for`).
+pub fn resolve_with_data(model: ModelKind, given: Options) -> Result<(RunConfig, data::Splits)> {
+    let first = RunConfig::resolve(model, given.clone())?;
+    let data = data::load_with(&first.dataset, first.data_dir.as_deref(), &first.transform())?;
+    Ok((RunConfig::resolve_for(model, given, data.train.shape)?, data))
 }
 
 /// Train a new run of a resolved config into `out`.
