@@ -9,6 +9,12 @@ use std::path::Path;
 /// Write `bytes` to `path` so that a reader sees either the old file or the complete new one:
 /// temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_keeping(path, None, bytes)
+}
+
+/// `write_atomic`, and the file it replaces is kept as `keep` (renamed once the new file is
+/// complete on disk): a reader finds the new file, or the old one at `path` or at `keep`.
+pub fn write_atomic_keeping(path: &Path, keep: Option<&Path>, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -27,6 +33,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         if fault("slow-write") {
             // Widens the window between the temp file and the rename for kill tests.
             std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        if let Some(keep) = keep
+            && path.exists()
+        {
+            std::fs::rename(path, keep)?;
         }
         std::fs::rename(&tmp, path)?;
         // Make the rename itself durable.

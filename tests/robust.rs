@@ -206,6 +206,103 @@ fn a_full_disk_keeps_the_previous_checkpoint_and_names_the_file() {
     assert_eq!(temp_files(&run.join("checkpoints")), 0);
 }
 
+fn summary(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn killed_in_its_final_phase_the_run_is_finished_by_resume_without_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let args = ["train", "vae", "--out", r, "--dataset", "digits", "--epochs", "2", "--hidden", "32"];
+    // SIGKILL after the final pictures, before the summary: the worst moment of the final phase.
+    let out = cmd(&args, dir.path(), Some("kill-before-summary")).output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!run.join("summary.json").exists());
+    let before = weights(&run);
+
+    let out = cmd(&["resume", r], dir.path(), None).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("before its final pictures and summary"), "{err}");
+    let s = summary(&run);
+    assert_eq!(
+        (s["status"].as_str(), s["steps"].as_u64(), s["epochs"].as_u64()),
+        (Some("completed"), Some(24), Some(2))
+    );
+    assert!(s["train_samples_per_sec"].as_f64().unwrap() > 0.0, "the rate the epochs logged: {s}");
+    assert!(run.join("final/samples.png").is_file());
+    assert_eq!(weights(&run), before, "finishing must not train further");
+    let steps = metrics(&run).iter().filter(|v| v["kind"] == "epoch").count();
+    assert_eq!(steps, 2, "one epoch line per epoch");
+
+    // Now it is complete, and says so.
+    let out = cmd(&["resume", r], dir.path(), None).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("already finished 2 epoch(s)"), "{err}");
+}
+
+fn flip_a_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_corrupt_latest_checkpoint_falls_back_to_the_newest_that_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let args = [
+        "train",
+        "vae",
+        "--out",
+        r,
+        "--dataset",
+        "digits",
+        "--max-steps",
+        "20",
+        "--checkpoint-every",
+        "5",
+        "--hidden",
+        "32",
+    ];
+    assert!(cmd(&args, dir.path(), None).status().unwrap().success());
+    let load = |p: &str| latentlab::run::checkpoint::Checkpoint::load(&run.join(p));
+    // Saved at 5, 10, 12 (epoch end), 15, 20 (the step limit): latest 20 keeps 15 as previous.
+    assert_eq!(load("checkpoints/previous.ckpt").unwrap().meta.state.step, 15);
+    flip_a_byte(&run.join("checkpoints/latest.ckpt"));
+
+    let out = cmd(&["resume", r, "--max-steps", "30"], dir.path(), None).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("checksum mismatch") && err.contains("previous.ckpt (step 15)"), "{err}");
+    let s = summary(&run);
+    assert_eq!(s["steps"], 30);
+    assert!(s["warnings"].to_string().contains("previous.ckpt (step 15)"), "{s}");
+    // Steps 16–20 were trained again: the log holds each logged step once.
+    let logged: Vec<u64> =
+        metrics(&run).iter().filter(|v| v["kind"] == "step").map(|v| v["step"].as_u64().unwrap()).collect();
+    let mut dedup = logged.clone();
+    dedup.dedup();
+    assert_eq!(logged, dedup, "steps logged twice after the fall-back");
+
+    // Nothing verifies: an error that names every file, and no training.
+    for f in ["latest", "previous", "best"] {
+        let p = run.join(format!("checkpoints/{f}.ckpt"));
+        if p.exists() {
+            flip_a_byte(&p);
+        }
+    }
+    let out = cmd(&["resume", r, "--max-steps", "40"], dir.path(), None).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("no checkpoint of") && err.contains("latest.ckpt") && err.contains("previous.ckpt"), "{err}");
+}
+
 #[test]
 fn wrong_combinations_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();

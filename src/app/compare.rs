@@ -139,7 +139,7 @@ fn ensure_trained(kind: ModelKind, path: &Path, given: Options, quick: bool) -> 
         eprintln!("reusing {}", path.display());
         return Ok(());
     }
-    if RunDir::at(path).latest().is_file() {
+    if RunDir::at(path).config().is_file() {
         let data_dir = given.data_dir.clone();
         training::resume(ResumeRequest { run: path.to_path_buf(), epochs: None, max_steps: None, data_dir })?;
         return Ok(());

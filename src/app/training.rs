@@ -4,7 +4,6 @@ use crate::artifacts::Summary;
 use crate::config::{Options, RunConfig};
 use crate::data;
 use crate::models::ModelKind;
-use crate::run::checkpoint::Checkpoint;
 use crate::run::{self, RunDir};
 use anyhow::{Result, bail};
 use clap::Args;
@@ -93,11 +92,14 @@ fn start_loaded(cfg: &RunConfig, out: PathBuf, data: &data::Splits) -> Result<Tr
 }
 
 /// Continue a run from its last checkpoint (or from step 0 if it was killed before its first).
+/// A run whose training ended but which was stopped before its final pictures and summary is
+/// finished without further training. A corrupt `latest.ckpt` falls back to the newest
+/// checkpoint that verifies (`RunDir::newest_checkpoint`), and the run's warnings say so.
 pub fn resume(req: ResumeRequest) -> Result<Trained> {
     let (dir, mut cfg) = RunDir::open(&req.run)?;
     let _lock = dir.lock()?;
     dir.remove_stale_temp_files();
-    let ck = if dir.latest().exists() { Some(Checkpoint::load(&dir.latest())?) } else { None };
+    let found = dir.newest_checkpoint()?;
     if let Some(e) = req.epochs {
         cfg.epochs = e;
     }
@@ -107,29 +109,46 @@ pub fn resume(req: ResumeRequest) -> Result<Trained> {
         cfg.data_dir = req.data_dir;
     }
     cfg.validate()?;
-    if let Some(st) = ck.as_ref().map(|c| &c.meta.state)
+    if let Some(st) = found.as_ref().map(|f| &f.checkpoint.meta.state)
         && st.epoch >= cfg.epochs
         && cfg.max_steps.is_none_or(|m| st.step >= m)
     {
-        bail!(
-            "{} already finished {} epoch(s) ({} steps); pass --epochs N with N > {} to train further",
+        // The summary is written last: a finished one at this step means the run is complete.
+        let complete = Summary::load(&dir.summary()).is_ok_and(|s| s.status.finished() && s.steps == st.step);
+        if complete {
+            bail!(
+                "{} already finished {} epoch(s) ({} steps); pass --epochs N with N > {} to train further",
+                req.run.display(),
+                st.epoch,
+                st.step,
+                st.epoch
+            );
+        }
+        eprintln!(
+            "{} ended training at epoch {} step {} but was stopped before its final pictures and summary: writing them",
             req.run.display(),
             st.epoch,
-            st.step,
-            st.epoch
+            st.step
         );
     }
     crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
     let data = data::load_with(&cfg.dataset, cfg.data_dir.as_deref(), &cfg.transform())?;
-    match &ck {
-        Some(c) => {
-            eprintln!("resuming {} at epoch {} step {}", req.run.display(), c.meta.state.epoch, c.meta.state.step)
-        }
+    let notes = found.as_ref().map(|f| f.notes.clone()).unwrap_or_default();
+    for n in &notes {
+        eprintln!("warning: {n}");
+    }
+    match &found {
+        Some(f) => eprintln!(
+            "resuming {} at epoch {} step {}",
+            req.run.display(),
+            f.checkpoint.meta.state.epoch,
+            f.checkpoint.meta.state.step
+        ),
         None => {
             eprintln!("{} has no checkpoint yet: training from step 0", req.run.display());
             crate::train::log::MetricsLog::new(dir.metrics()).truncate_after(0)?;
         }
     }
-    let summary = crate::train::train(&dir, &cfg, &data, ck)?;
+    let summary = crate::train::train_noted(&dir, &cfg, &data, found.map(|f| f.checkpoint), notes)?;
     Ok(Trained { dir, summary })
 }

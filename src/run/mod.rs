@@ -89,6 +89,10 @@ impl RunDir {
     pub fn latest(&self) -> PathBuf {
         self.path.join("checkpoints/latest.ckpt")
     }
+    /// The checkpoint `latest.ckpt` replaced: what a resume falls back to when latest is corrupt.
+    pub fn previous(&self) -> PathBuf {
+        self.path.join("checkpoints/previous.ckpt")
+    }
     pub fn best(&self) -> PathBuf {
         self.path.join("checkpoints/best.ckpt")
     }
@@ -119,6 +123,60 @@ impl RunDir {
         match which {
             Which::Latest => self.latest(),
             Which::Best => self.best(),
+        }
+    }
+}
+
+/// The checkpoint a run continues from, and what was passed over to find it.
+pub struct Found {
+    pub checkpoint: Checkpoint,
+    pub path: PathBuf,
+    /// Why `latest.ckpt` was not used, when it was not (empty when it was).
+    pub notes: Vec<String>,
+}
+
+impl RunDir {
+    /// The newest checkpoint that verifies: `latest.ckpt`, or when that is missing or corrupt,
+    /// whichever of `previous.ckpt` and `best.ckpt` is further along. `None` when the run has no
+    /// checkpoint at all; an error naming every file when none verifies.
+    pub fn newest_checkpoint(&self) -> Result<Option<Found>> {
+        let latest = self.latest();
+        let mut failures = Vec::new();
+        if latest.exists() {
+            match Checkpoint::load(&latest) {
+                Ok(checkpoint) => return Ok(Some(Found { checkpoint, path: latest, notes: vec![] })),
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        let mut good: Option<(Checkpoint, PathBuf)> = None;
+        for path in [self.previous(), self.best()] {
+            if !path.exists() {
+                continue;
+            }
+            match Checkpoint::load(&path) {
+                Ok(c) if good.as_ref().is_none_or(|(g, _)| c.meta.state.step > g.meta.state.step) => {
+                    good = Some((c, path))
+                }
+                Ok(_) => {}
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        match good {
+            None if failures.is_empty() => Ok(None),
+            None => bail!("no checkpoint of {} verifies: {}", self.path.display(), failures.join("; ")),
+            Some((checkpoint, path)) => {
+                let why = if latest.exists() {
+                    failures[0].clone()
+                } else {
+                    format!("{} is missing (the run was killed while saving it)", latest.display())
+                };
+                let note = format!(
+                    "{why}; continuing from {} (step {}), the newest checkpoint that verifies",
+                    path.display(),
+                    checkpoint.meta.state.step
+                );
+                Ok(Some(Found { checkpoint, path, notes: vec![note] }))
+            }
         }
     }
 }

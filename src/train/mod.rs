@@ -15,4 +15,4 @@ pub mod trainer;
 
 pub use artifacts::{fixed_grid_codes, loss_curves, recon_grid};
 pub use progress::{evaluate, progress};
-pub use trainer::{Diverged, Interrupted, train};
+pub use trainer::{Diverged, Interrupted, train, train_noted};

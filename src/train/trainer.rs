@@ -48,9 +48,21 @@ pub const MAX_ROLLBACKS: u32 = 3;
 /// Returns the summary that is also written to `summary.json`. With `--on-diverge rollback`, a
 /// NaN/Inf loss reloads the last good checkpoint and continues with half the learning rate.
 pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkpoint>) -> Result<Summary> {
+    train_noted(dir, cfg, data, resume, Vec::new())
+}
+
+/// `train`, with warnings (e.g. the checkpoint a resume fell back to) recorded in the run's log
+/// and summary.
+pub fn train_noted(
+    dir: &RunDir,
+    cfg: &RunConfig,
+    data: &Splits,
+    resume: Option<Checkpoint>,
+    notes: Vec<String>,
+) -> Result<Summary> {
     let mut cfg = cfg.clone();
     let mut resume = resume;
-    let mut notes = Vec::new();
+    let mut notes = notes;
     let mut rollbacks = 0;
     loop {
         match run_loop(dir, &cfg, data, resume, std::mem::take(&mut notes)) {
@@ -60,7 +72,9 @@ pub fn train(dir: &RunDir, cfg: &RunConfig, data: &Splits, resume: Option<Checkp
                 let old = cfg.lr;
                 cfg.lr /= 2.0;
                 crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
-                resume = if dir.latest().exists() { Some(Checkpoint::load(&dir.latest())?) } else { None };
+                let found = dir.newest_checkpoint()?;
+                notes.extend(found.iter().flat_map(|f| f.notes.clone()));
+                resume = found.map(|f| f.checkpoint);
                 let at = resume.as_ref().map_or("the start".to_string(), |c| format!("step {}", c.meta.state.step));
                 let w = format!(
                     "rollback {rollbacks}/{MAX_ROLLBACKS}: {} — restarting from {at} with lr {} (was {old})",
@@ -151,6 +165,9 @@ fn run_loop(
     let mut step_samples = 0u64;
     let session_start = Instant::now();
     let wall_before = state.wall_secs;
+    // The step of the checkpoint on disk: a stop right after a save does not save the same step
+    // again (that would turn previous.ckpt into a copy of latest).
+    let mut saved_at = state.step;
 
     'epochs: while state.epoch < cfg.epochs {
         let epoch = state.epoch;
@@ -245,6 +262,7 @@ fn run_loop(
                 net.sync_running_stats();
                 state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
                 save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
+                saved_at = state.step;
             }
             if show_progress && state.step % 10 == 0 {
                 pb.set_message(format!("loss {:.2}", values[0].1));
@@ -290,10 +308,11 @@ fn run_loop(
         }
         state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
         save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, improved)?;
+        saved_at = state.step;
     }
     net.sync_running_stats();
     tb.as_mut().map(TbWriter::flush).transpose()?;
-    if stop == Stop::MaxSteps || stop == Stop::Interrupted {
+    if (stop == Stop::MaxSteps || stop == Stop::Interrupted) && saved_at != state.step {
         state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
         save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
     }
@@ -312,9 +331,27 @@ fn run_loop(
     let model = Model { spec: spec.clone(), net: net.valid(), device: base };
     let test = evaluate(&model, &test_batches);
     final_pictures(dir, cfg, &model, data)?;
-    let sps = step_samples as f64 / step_secs.max(1e-9);
+    if crate::util::fault("kill-before-summary") {
+        // A kill at the worst moment of the final phase: pictures written, no summary yet.
+        // SAFETY: raising a signal at the own process has no memory-safety preconditions.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    // A session that only wrote the final phase (its training had ended) reports the rate the
+    // epochs logged.
+    let sps = if step_samples > 0 { step_samples as f64 / step_secs.max(1e-9) } else { logged_rate(dir) };
     let status = if stop == Stop::Completed { Status::Completed } else { Status::MaxSteps };
     write_summary(dir, cfg, &state, status, Some(test), sps, None)
+}
+
+/// Mean samples/s over the epochs `metrics.jsonl` logged (0 when it logged none).
+fn logged_rate(dir: &RunDir) -> f64 {
+    let rates: Vec<f64> = super::log::read(&dir.metrics())
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| v["kind"] == "epoch")
+        .filter_map(|v| v["samples_per_sec"].as_f64())
+        .collect();
+    if rates.is_empty() { 0.0 } else { rates.iter().sum::<f64>() / rates.len() as f64 }
 }
 
 /// The `nan-at-step-N` fault (see `util::fault`), fired once per process.
@@ -376,7 +413,7 @@ fn save_checkpoint(
         optim: optim.to_vec(),
     };
     let bytes = ck.encode();
-    crate::util::write_atomic(&dir.latest(), &bytes).context("saving checkpoint")?;
+    crate::util::write_atomic_keeping(&dir.latest(), Some(&dir.previous()), &bytes).context("saving checkpoint")?;
     if best {
         crate::util::write_atomic(&dir.best(), &bytes).context("saving best checkpoint")?;
     }
