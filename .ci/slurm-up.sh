@@ -92,6 +92,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
+MailProg=/bin/true
 # No cgroups in containers.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none

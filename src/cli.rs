@@ -42,6 +42,10 @@ pub enum Command {
     /// "VAE or GAN?": train (or reuse) runs, evaluate them, write one self-contained HTML report
     /// (+ report.json) with the seeds' table filled by measurements.
     Compare(CompareRequest),
+    /// "VAE or GAN?" over seeds: every claim with its per-seed values, mean, 95 % interval and
+    /// in how many seeds it holds. Runs here (a pool of processes) or as Slurm job arrays;
+    /// rerunning continues it. `study status|report <folder>` look at one.
+    Study(crate::app::study::StudyArgs),
     /// Walk runs' latent spaces in the browser: serves a page (map, sliders, walks, arithmetic,
     /// live training curves) on 127.0.0.1 until Ctrl-C.
     Explore(ExploreRequest),
@@ -201,6 +205,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{} and {} ({:.0} s)", c.html.display(), c.json.display(), c.seconds);
             Ok(())
         }
+        Command::Study(a) => study_command(a),
         Command::Features { command: FeaturesCommand::Train { dataset, data_dir, force } } => {
             let splits = data::load(&dataset, data_dir.as_deref())?;
             let dir = data::data_dir(data_dir.as_deref());
@@ -222,6 +227,95 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("{}", p.display());
             }
             Ok(())
+        }
+    }
+}
+
+fn study_command(a: crate::app::study::StudyArgs) -> Result<()> {
+    use crate::app::study::{self as st, Launched, StudyCommand};
+    match a.command {
+        Some(StudyCommand::Cell { study, index }) => {
+            crate::util::install_interrupt_handler();
+            st::cell(&study, index)
+        }
+        Some(StudyCommand::Status { study }) => {
+            let rows = st::status(&study)?;
+            println!(
+                "{:<5} {:<16} {:<8} {:<5} {:<12} {:<8} {:<22} detail",
+                "cell", "dataset", "model", "seed", "state", "attempts", "slurm task"
+            );
+            let mut counts = std::collections::BTreeMap::new();
+            for r in &rows {
+                *counts.entry(r.state.name()).or_insert(0) += 1;
+                let detail = match &r.state {
+                    crate::study::CellState::Failed(e) => e.lines().next().unwrap_or("").to_string(),
+                    crate::study::CellState::Running | crate::study::CellState::Interrupted => {
+                        crate::study::tail(&r.log, 1)
+                    }
+                    _ => String::new(),
+                };
+                println!(
+                    "{:<5} {:<16} {:<8} {:<5} {:<12} {:<8} {:<22} {}",
+                    r.cell.index,
+                    r.cell.dataset,
+                    r.cell.model.name(),
+                    r.cell.seed,
+                    r.state.name(),
+                    r.attempts,
+                    r.slurm_task.as_deref().unwrap_or("—"),
+                    detail.chars().take(100).collect::<String>()
+                );
+            }
+            for r in rows.iter().filter(|r| matches!(r.state, crate::study::CellState::Failed(_))) {
+                println!("\n--- cell {} ({}) failed; the end of {}:", r.cell.index, r.cell.label(), r.log.display());
+                println!("{}", crate::study::tail(&r.log, 8));
+            }
+            let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!("{} runs: {}", rows.len(), summary.join(", "));
+            Ok(())
+        }
+        Some(StudyCommand::Report { study }) => {
+            let (report, html) = st::report(&study)?;
+            print_study(&report);
+            println!("{}", html.display());
+            Ok(())
+        }
+        None => match st::study(a.run)? {
+            Launched::Ran { report, html, failed, seconds } => {
+                print_study(&report);
+                println!("{} ({seconds:.0} s)", html.display());
+                if !failed.is_empty() {
+                    bail!("{} run(s) failed: {}", failed.len(), failed.join("; "));
+                }
+                Ok(())
+            }
+            Launched::Submitted { dir, submissions } => {
+                if submissions.is_empty() {
+                    println!("nothing to submit: every run of {} is done, queued or running", dir.display());
+                }
+                for s in &submissions {
+                    println!(
+                        "submitted job {} ({}, {} runs): {}",
+                        s.job_id,
+                        s.model.name(),
+                        s.cells.len(),
+                        s.script.display()
+                    );
+                }
+                println!("follow it with `latentlab study status {}`", dir.display());
+                Ok(())
+            }
+        },
+    }
+}
+
+fn print_study(r: &crate::study::report::StudyReport) {
+    use crate::study::report::{interval_line, verdict_line};
+    println!("{} of {} runs finished ({} protocol; {})", r.cells_done, r.cells_total, r.protocol, r.interval_method);
+    for d in &r.datasets {
+        println!("\n{}: {} of {} seeds finished", d.dataset, d.seeds_done.len(), d.seeds_planned);
+        for c in &d.claims {
+            println!("  {:<60} {:<26} {}", c.claim, interval_line(c), verdict_line(c));
         }
     }
 }

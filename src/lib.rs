@@ -71,6 +71,9 @@ pub mod report;
 pub mod run;
 #[doc(hidden)]
 #[allow(rustdoc::all)]
+pub mod study;
+#[doc(hidden)]
+#[allow(rustdoc::all)]
 pub mod train;
 #[doc(hidden)]
 #[allow(rustdoc::all)]

@@ -107,17 +107,7 @@ pub fn compare(a: CompareRequest) -> Result<Compared> {
     for r in &runs {
         ensure_pictures(r, a.data_dir.clone())?;
         if a.reeval || !RunDir::at(r).eval().is_file() {
-            eprintln!("evaluating {}…", r.display());
-            let mut e: EvalRequest = with_defaults(&[r.as_os_str()]);
-            (e.data_dir, e.seed) = (a.data_dir.clone(), a.seed);
-            if a.quick {
-                quick_eval(&mut e);
-            } else if is_scaled(r)? {
-                // IWAE at k = 5000 over 12,288-d colour faces is hours on 2 cores; the bound at
-                // k = 100 on 1,000 test faces is minutes (the protocol says which).
-                (e.iwae_k, e.iwae_n) = (100, Some(1000));
-            }
-            evaluation::evaluate(e)?;
+            evaluate_run(r, a.data_dir.clone(), a.seed, a.quick)?;
         }
     }
     let report = crate::report::build(&runs)?;
@@ -125,14 +115,30 @@ pub fn compare(a: CompareRequest) -> Result<Compared> {
     Ok(Compared { report, html: out, json, seconds: t0.elapsed().as_secs_f64() })
 }
 
+/// Evaluate a run by the protocol (`quick` or full) into its eval.json.
+pub(crate) fn evaluate_run(run: &Path, data_dir: Option<PathBuf>, seed: u64, quick: bool) -> Result<()> {
+    eprintln!("evaluating {}…", run.display());
+    let mut e: EvalRequest = with_defaults(&[run.as_os_str()]);
+    (e.data_dir, e.seed) = (data_dir, seed);
+    if quick {
+        quick_eval(&mut e);
+    } else if is_scaled(run)? {
+        // IWAE at k = 5000 over 12,288-d colour faces is hours on 2 cores; the bound at
+        // k = 100 on 1,000 test faces is minutes (the protocol says which).
+        (e.iwae_k, e.iwae_n) = (100, Some(1000));
+    }
+    evaluation::evaluate(e)?;
+    Ok(())
+}
+
 /// Whether a run's images are of a size the scaled networks serve (faces at 64×64).
 fn is_scaled(run: &Path) -> Result<bool> {
-    let ck = crate::run::checkpoint::Checkpoint::load(&RunDir::at(run).latest())?;
-    Ok(crate::models::pyramid::depth(ck.meta.spec.shape).is_some())
+    let Some(found) = RunDir::at(run).newest_checkpoint()? else { bail!("{} has no checkpoint", run.display()) };
+    Ok(crate::models::pyramid::depth(found.checkpoint.meta.spec.shape).is_some())
 }
 
 /// Train a default run into `path`, or finish it if it stopped early; a completed run is reused.
-fn ensure_trained(kind: ModelKind, path: &Path, given: Options, quick: bool) -> Result<()> {
+pub(crate) fn ensure_trained(kind: ModelKind, path: &Path, given: Options, quick: bool) -> Result<()> {
     // A summary that cannot be read is a run to finish (or to train), not an error.
     let done = Summary::load(&RunDir::at(path).summary()).is_ok_and(|s| s.status.finished());
     if done {
@@ -151,8 +157,9 @@ fn ensure_trained(kind: ModelKind, path: &Path, given: Options, quick: bool) -> 
     let updates = compare_updates(&defaults, quick, shape, data.train.n);
     let per_epoch = data.train.n.div_ceil(defaults.batch_size).max(1) as u64;
     let opts = Options {
-        epochs: Some(updates.div_ceil(per_epoch)),
-        max_steps: Some(updates),
+        // A given step limit (a study's smoke test) cuts the protocol short.
+        epochs: Some(given.max_steps.map_or(updates, |m| m.min(updates)).div_ceil(per_epoch)),
+        max_steps: Some(given.max_steps.map_or(updates, |m| m.min(updates))),
         // Enough logged points in a short run to judge loss oscillation.
         log_every: quick.then_some(10),
         ..given
@@ -179,7 +186,7 @@ pub fn compare_updates(defaults: &RunConfig, quick: bool, shape: data::ImageShap
 }
 
 /// The pictures the report shows that training does not already write.
-fn ensure_pictures(run_path: &Path, data_dir: Option<PathBuf>) -> Result<()> {
+pub(crate) fn ensure_pictures(run_path: &Path, data_dir: Option<PathBuf>) -> Result<()> {
     let (dir, cfg) = RunDir::open(run_path)?;
     let run = [run_path.as_os_str()];
     if !dir.final_file("walk.png").is_file() {

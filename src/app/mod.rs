@@ -7,6 +7,7 @@ pub mod compare;
 pub mod evaluation;
 pub mod explore;
 pub mod pictures;
+pub mod study;
 pub mod training;
 
 use crate::config::RunConfig;

@@ -109,19 +109,21 @@ pub fn resume(req: ResumeRequest) -> Result<Trained> {
         cfg.data_dir = req.data_dir;
     }
     cfg.validate()?;
+    // Training has nothing left to do when either limit is reached.
     if let Some(st) = found.as_ref().map(|f| &f.checkpoint.meta.state)
-        && st.epoch >= cfg.epochs
-        && cfg.max_steps.is_none_or(|m| st.step >= m)
+        && (st.epoch >= cfg.epochs || cfg.max_steps.is_some_and(|m| st.step >= m))
     {
         // The summary is written last: a finished one at this step means the run is complete.
         let complete = Summary::load(&dir.summary()).is_ok_and(|s| s.status.finished() && s.steps == st.step);
         if complete {
             bail!(
-                "{} already finished {} epoch(s) ({} steps); pass --epochs N with N > {} to train further",
+                "{} already finished {} epoch(s) ({} steps); pass --epochs N with N > {} (or --max-steps N with N > {}) \
+                 to train further",
                 req.run.display(),
                 st.epoch,
                 st.step,
-                st.epoch
+                st.epoch,
+                st.step
             );
         }
         eprintln!(

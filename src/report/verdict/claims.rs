@@ -21,6 +21,30 @@ pub struct Claim {
     /// The verdict rests on a run that is far from trained (`readiness`): it may change with
     /// more training.
     pub provisional: bool,
+    /// The one number the verdict turns on, for judging it over seeds (`study`); None where the
+    /// verdict is not a comparison of measurements (likelihood) or was not measurable.
+    pub stat: Option<Stat>,
+}
+
+/// The number a claim turns on (mostly a VAE − GAN difference) and the side of `threshold` on
+/// which the claim holds.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Stat {
+    pub name: String,
+    pub value: f64,
+    pub threshold: f64,
+    /// The claim holds when `value > threshold` (else when `value < threshold`).
+    pub holds_above: bool,
+}
+
+impl Stat {
+    fn new(name: &str, value: Option<f64>, threshold: f64, holds_above: bool) -> Option<Stat> {
+        value.filter(|v| v.is_finite()).map(|value| Stat { name: name.into(), value, threshold, holds_above })
+    }
+}
+
+fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? - b?)
 }
 
 fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -41,7 +65,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
     let ev = |g: fn(&EvalReport) -> Option<f64>| move |r: &RunReport| g(&r.eval);
     let mut out = Vec::new();
     // Every claim but the likelihood one rests on the models' samples or training dynamics.
-    let mut push = |claim: &str, vs: String, gs: String, verdict: &str, reason: String| {
+    let mut push = |claim: &str, vs: String, gs: String, verdict: &str, reason: String, stat: Option<Stat>| {
         let rests_on_samples = claim != LIKELIHOOD_CLAIM;
         let provisional = both && rests_on_samples && !untrained.is_empty() && verdict != "not measurable";
         let reason = if provisional {
@@ -56,6 +80,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
             verdict: if both { verdict.into() } else { "not measurable".into() },
             reason: if both { reason } else { "needs a VAE run and a GAN run on the same dataset".into() },
             provisional,
+            stat: if both { stat } else { None },
         })
     };
 
@@ -83,11 +108,13 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
         format!("g_loss oscillation {}, {gev} events", f(gcv, 3)),
         verdict,
         reason,
+        Stat::new("VAE − GAN loss oscillation", diff(vcv, gcv), 0.0, false),
     );
 
     // 2. The game does not settle at ½.
     let gaps: Vec<f64> = gan.iter().filter_map(|r| d_gap(&r.training)).collect();
     let off = gaps.iter().any(|&g| g > D_GAP);
+    let widest = gaps.iter().cloned().fold(None, |a: Option<f64>, g| Some(a.map_or(g, |a| a.max(g))));
     let settle_verdict = if gaps.is_empty() {
         "not measurable"
     } else if off {
@@ -103,10 +130,8 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
             .collect::<Vec<_>>()
             .join("; "),
         settle_verdict,
-        format!(
-            "largest |D(x) − D(G(z))| at the end of training is {} (threshold {D_GAP})",
-            f(gaps.iter().cloned().fold(None, |a: Option<f64>, g| Some(a.map_or(g, |a| a.max(g)))), 2)
-        ),
+        format!("largest |D(x) − D(G(z))| at the end of training is {} (threshold {D_GAP})", f(widest, 2)),
+        Stat::new("GAN |D(x) − D(G(z))|", widest, D_GAP, true),
     );
 
     // 3. Blurry vs sharp.
@@ -128,6 +153,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
         format!("sharpness {}× real", f(gs, 2)),
         verdict,
         reason,
+        Stat::new("VAE − GAN sharpness (× real)", diff(vs, gs), 0.0, false),
     );
 
     // 4. Quality by FID.
@@ -143,6 +169,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
         format!("FID {}", f(gf, 2)),
         verdict,
         reason,
+        Stat::new("VAE − GAN FID", diff(vf, gf), 0.0, true),
     );
 
     // 5. Mode collapse.
@@ -189,6 +216,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
                 (false, false) => "no less even",
             }
         ),
+        Stat::new("VAE − GAN recall", diff(vr, gr), 0.0, true),
     );
 
     // 6. Memorise vs create.
@@ -217,6 +245,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
         format!("nn ratio {}", f(gn, 3)),
         verdict,
         reason,
+        Stat::new("VAE − GAN nn ratio", diff(vn, gn), 0.0, false),
     );
 
     // 7. Likelihood.
@@ -228,6 +257,7 @@ pub fn judge_claims(runs: &[RunReport]) -> Vec<Claim> {
         "not defined".into(),
         if vl.is_some() && !gl { "holds" } else { "does not hold" },
         "IWAE bound computed where the model defines p(x|z) and q(z|x)".into(),
+        None,
     );
     out
 }

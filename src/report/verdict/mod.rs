@@ -7,7 +7,7 @@ mod claims;
 #[cfg(test)]
 mod tests;
 
-pub use claims::{Claim, judge_claims};
+pub use claims::{Claim, Stat, judge_claims};
 
 use super::Training;
 use crate::artifacts::Status;
