@@ -239,7 +239,8 @@ th{background:#f3f3f3}.holds{background:#e7f6e7}.not{background:#fbe9e9}.uncerta
 interval: {{ report.interval_method }} · {{ report.generated_by }}</p>
 <p class="small">Each seed trains its own VAE and GAN and is judged as <code>compare</code> judges one pair. The number
 per seed is what that seed's verdict turns on; a claim is <b>uncertain</b> when the interval of that number crosses
-the claim's threshold: more seeds, or more training, could change the verdict.</p>
+the claim's threshold: more seeds, or more training, could change the verdict. *provisional: that seed's
+verdict rests on a run far from trained (see its one-seed report).</p>
 {% for d in datasets %}
 <h2>{{ d.dataset }} — {{ d.done }} of {{ d.planned }} seeds finished</h2>
 {% if d.rows %}
@@ -271,10 +272,10 @@ fn render(report: &StudyReport, dir: &Path) -> Result<String> {
                         .seeds_done
                         .iter()
                         .map(|s| {
-                            c.seeds
-                                .iter()
-                                .find(|v| v.seed == *s)
-                                .map_or("—".into(), |v| format!("{} ({})", fmt(v.value), v.verdict))
+                            c.seeds.iter().find(|v| v.seed == *s).map_or("—".into(), |v| {
+                                let mark = if v.provisional { ", provisional*" } else { "" };
+                                format!("{} ({}{mark})", fmt(v.value), v.verdict)
+                            })
                         })
                         .collect();
                     let tone = if c.uncertain {
