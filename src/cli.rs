@@ -250,7 +250,7 @@ fn study_command(a: crate::app::study::StudyArgs) -> Result<()> {
                 let detail = match &r.state {
                     crate::study::CellState::Failed(e) => e.lines().next().unwrap_or("").to_string(),
                     crate::study::CellState::Running | crate::study::CellState::Interrupted => {
-                        crate::study::tail(&r.log, 1)
+                        crate::study::progress(&r.run).unwrap_or_else(|| crate::study::tail(&r.log, 1))
                     }
                     _ => String::new(),
                 };

@@ -286,6 +286,7 @@ pub struct CellStatus {
     pub attempts: u32,
     pub slurm_task: Option<String>,
     pub log: PathBuf,
+    pub run: PathBuf,
 }
 
 pub fn status(dir: &Path) -> Result<Vec<CellStatus>> {
@@ -311,6 +312,7 @@ pub fn status(dir: &Path) -> Result<Vec<CellStatus>> {
                 attempts: study.record(c).map_or(0, |r| r.attempts),
                 slurm_task,
                 log,
+                run: study.run_path(c),
             }
         })
         .collect())

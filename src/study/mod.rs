@@ -354,6 +354,16 @@ fn work(study: &Study, cell: &Cell) -> Result<()> {
     Ok(())
 }
 
+/// How far a run's training is: "step 1200 of 3500" (its last logged step and its step limit).
+pub fn progress(run: &Path) -> Option<String> {
+    let (dir, cfg) = RunDir::open(run).ok()?;
+    let step = crate::train::log::read(&dir.metrics()).ok()?.iter().rev().find_map(|v| v["step"].as_u64())?;
+    Some(match cfg.max_steps {
+        Some(m) => format!("step {step} of {m}"),
+        None => format!("step {step}"),
+    })
+}
+
 /// The last `n` lines of a log file.
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).to_string()).unwrap_or_default();
