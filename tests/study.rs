@@ -164,10 +164,12 @@ fn a_study_through_slurm_shows_a_cancelled_task_as_failed_and_resubmits_only_it(
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    // Every CPU of the node per task: one task at a time, so some wait in the queue.
+    let cpus = Command::new("sinfo").args(["-h", "-o", "%c"]).output().unwrap();
+    let cpus = String::from_utf8_lossy(&cpus.stdout).lines().next().unwrap_or("2").trim().to_string();
     let mut args = vec!["study"];
     args.extend(SMOKE);
-    // Two CPUs per task: one task at a time on a 2-core node, so some wait in the queue.
-    args.extend(["--launcher", "slurm", "--cpus", "2"]);
+    args.extend(["--launcher", "slurm", "--cpus", &cpus]);
     // Slow file writes (300 ms each; the jobs inherit the environment) keep a task running for
     // seconds: long enough to cancel it.
     let (ok, out, err) = run(&args, dir, Some("slow-write"));
@@ -176,12 +178,12 @@ fn a_study_through_slurm_shows_a_cancelled_task_as_failed_and_resubmits_only_it(
     assert_eq!(jobs.len(), 2, "one array per model: {out}");
     assert!(jobs.iter().all(|l| l.contains("2 runs")), "{out}");
     let script = std::fs::read_to_string(dir.join("S/slurm/vae-1.sh")).unwrap();
-    assert!(script.contains("#SBATCH --array=0,2") && script.contains("--cpus-per-task=2"), "{script}");
+    assert!(script.contains("#SBATCH --array=0,2") && script.contains(&format!("--cpus-per-task={cpus}")), "{script}");
 
     // While it runs: queued and running come from Slurm.
     let first = status(dir);
     assert!(first.iter().all(|r| r.1 == "queued" || r.1 == "running" || r.1 == "done"), "{first:?}");
-    assert!(first.iter().any(|r| r.1 == "queued"), "two CPUs per task on a 2-CPU node: some wait: {first:?}");
+    assert!(first.iter().any(|r| r.1 == "queued"), "a whole node per task: some wait: {first:?}");
     let mut victim = None;
     wait_for("a running task", 120, || {
         victim = status(dir).into_iter().find(|r| r.1 == "running");
