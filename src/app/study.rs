@@ -212,6 +212,8 @@ fn run_local(study: &Study, jobs: Option<usize>, retries: u32) -> Result<Launche
     );
     let mut running: Vec<(usize, u32, Child, Instant)> = Vec::new();
     let mut failed = gave_up;
+    // Seconds per finished run, by model: the estimate of what is left.
+    let mut took: std::collections::HashMap<ModelKind, (f64, u32)> = Default::default();
     let mut finished = 0;
     let interrupted = || crate::util::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst);
     while !queue.is_empty() || !running.is_empty() {
@@ -243,7 +245,13 @@ fn run_local(study: &Study, jobs: Option<usize>, retries: u32) -> Result<Launche
             let secs = started.elapsed().as_secs_f64();
             if status.success() {
                 finished += 1;
-                eprintln!("[{finished}/{total}] {} done ({secs:.0} s)", cell.label());
+                let per = took.entry(cell.model).or_insert((0.0, 0));
+                (per.0, per.1) = (per.0 + secs, per.1 + 1);
+                eprintln!(
+                    "[{finished}/{total}] {} done ({secs:.0} s){}",
+                    cell.label(),
+                    eta(&took, &queue, cells, jobs)
+                );
             } else if interrupted() {
                 eprintln!("{} stopped by Ctrl-C; the next `study` resumes it", cell.label());
             } else if tries < retries && study.should_launch(cell, &study.local_state(cell), retries) {
@@ -270,6 +278,28 @@ fn run_local(study: &Study, jobs: Option<usize>, retries: u32) -> Result<Launche
     }
     let (report, html) = build_and_write(study)?;
     Ok(Launched::Ran { report, html, failed, seconds: t0.elapsed().as_secs_f64() })
+}
+
+/// "; about 25 min left" from the mean time of each model's finished runs (queued runs of a model
+/// with none finished yet are not counted: the estimate says so).
+fn eta(
+    took: &std::collections::HashMap<ModelKind, (f64, u32)>,
+    queue: &std::collections::VecDeque<(usize, u32)>,
+    cells: &[crate::study::Cell],
+    jobs: usize,
+) -> String {
+    let (mut secs, mut unknown) = (0.0, 0);
+    for (i, _) in queue {
+        match took.get(&cells[*i].model) {
+            Some((t, n)) => secs += t / *n as f64,
+            None => unknown += 1,
+        }
+    }
+    if queue.is_empty() {
+        return String::new();
+    }
+    let more = if unknown > 0 { format!(" + {unknown} run(s) of models not timed yet") } else { String::new() };
+    format!("; about {:.0} min left at this pace{more}", secs / jobs as f64 / 60.0)
 }
 
 fn last_line(study: &Study, cell: &crate::study::Cell) -> String {
