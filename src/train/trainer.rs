@@ -168,6 +168,8 @@ fn run_loop(
     // The step of the checkpoint on disk: a stop right after a save does not save the same step
     // again (that would turn previous.ckpt into a copy of latest).
     let mut saved_at = state.step;
+    // A timed warm-up: after a few steps, one line says how long the rest will take here.
+    let mut eta = Eta::new(state.step);
 
     'epochs: while state.epoch < cfg.epochs {
         let epoch = state.epoch;
@@ -264,6 +266,9 @@ fn run_loop(
                 save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
                 saved_at = state.step;
             }
+            if let Some(msg) = eta.update(state.step, total_steps, batch.n) {
+                if show_progress { pb.println(&msg) } else { eprintln!("{msg}") }
+            }
             if show_progress && state.step % 10 == 0 {
                 pb.set_message(format!("loss {:.2}", values[0].1));
             }
@@ -341,6 +346,47 @@ fn run_loop(
     let sps = if step_samples > 0 { step_samples as f64 / step_secs.max(1e-9) } else { logged_rate(dir) };
     let status = if stop == Stop::Completed { Status::Completed } else { Status::MaxSteps };
     write_summary(dir, cfg, &state, status, Some(test), sps, None)
+}
+
+/// The one estimate of a session: steps from the 3rd on (allocation and caches warm) until 5 s
+/// have passed, then the rest of the run's steps at that rate.
+struct Eta {
+    first: u64,
+    from: Option<(Instant, u64)>,
+    samples: u64,
+    said: bool,
+}
+
+impl Eta {
+    fn new(step: u64) -> Eta {
+        Eta { first: step, from: None, samples: 0, said: false }
+    }
+
+    fn update(&mut self, step: u64, total: u64, n: usize) -> Option<String> {
+        if self.said {
+            return None;
+        }
+        let Some((t0, s0)) = self.from else {
+            if step >= self.first + 3 {
+                self.from = Some((Instant::now(), step));
+            }
+            return None;
+        };
+        self.samples += n as u64;
+        let secs = t0.elapsed().as_secs_f64();
+        if secs < 5.0 || step <= s0 {
+            return None;
+        }
+        self.said = true;
+        let per_step = secs / (step - s0) as f64;
+        let left = total.saturating_sub(step) as f64 * per_step;
+        Some(format!(
+            "about {} for the remaining {} steps on this machine ({:.0} samples/s; test passes and pictures add to it)",
+            if left >= 90.0 { format!("{:.0} min", left / 60.0) } else { format!("{left:.0} s") },
+            total.saturating_sub(step),
+            self.samples as f64 / secs
+        ))
+    }
 }
 
 /// Mean samples/s over the epochs `metrics.jsonl` logged (0 when it logged none).
