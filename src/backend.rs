@@ -22,7 +22,21 @@ pub fn device(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::flex()),
         #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda => Ok(Device::cuda(0)),
+        DeviceChoice::Cuda => {
+            // cudarc loads the driver lazily and panics without it: ask for it first.
+            let found = ["libcuda.so.1", "libcuda.so"].iter().any(|name| {
+                let c = std::ffi::CString::new(*name).expect("no NUL");
+                // SAFETY: dlopen with a valid C string; the handle is kept (cudarc opens it again).
+                !unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_LAZY) }.is_null()
+            });
+            if !found {
+                bail!(
+                    "--device cuda: no NVIDIA driver here (libcuda.so.1 cannot be loaded); install the driver or \
+                     add its folder to LD_LIBRARY_PATH, or train on --device cpu"
+                );
+            }
+            Ok(Device::cuda(0))
+        }
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda => bail!(
             "--device cuda: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`"
