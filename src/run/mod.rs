@@ -183,15 +183,20 @@ impl RunDir {
 
 /// `runs/<model>-<dataset>-<YYYYmmdd-HHMMSS>`.
 pub fn default_path(cfg: &RunConfig) -> PathBuf {
-    let ds: String = Path::new(&cfg.dataset)
+    let ds: String = dataset_slug(&cfg.dataset).chars().take(40).collect();
+    PathBuf::from("runs").join(format!("{}-{ds}-{}", cfg.model.name(), chrono::Local::now().format("%Y%m%d-%H%M%S")))
+}
+
+/// A dataset name or folder as a path component: its last part, with anything but ASCII letters,
+/// digits and '-' replaced by '_'.
+pub fn dataset_slug(dataset: &str) -> String {
+    Path::new(dataset)
         .file_name()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| cfg.dataset.clone())
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| dataset.to_string())
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .take(40)
-        .collect();
-    PathBuf::from("runs").join(format!("{}-{ds}-{}", cfg.model.name(), chrono::Local::now().format("%Y%m%d-%H%M%S")))
+        .collect()
 }
 
 /// Which checkpoint of a run to load.

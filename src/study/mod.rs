@@ -11,6 +11,7 @@ pub mod stats;
 use crate::artifacts::Summary;
 use crate::models::ModelKind;
 use crate::run::RunDir;
+use crate::run::dataset_slug as slug;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -48,17 +49,6 @@ impl Cell {
     pub fn label(&self) -> String {
         format!("{} {} seed {}", self.dataset, self.model.name(), self.seed)
     }
-}
-
-/// A dataset name as a path component.
-fn slug(s: &str) -> String {
-    Path::new(s)
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| s.to_string())
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect()
 }
 
 impl Plan {

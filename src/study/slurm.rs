@@ -102,7 +102,7 @@ pub fn submit(
         std::fs::create_dir_all(study.cell_dir(c))?;
     }
     std::fs::create_dir_all(study.dir.join("slurm"))?;
-    let mut all = submissions(study)?;
+    let all = submissions(study)?;
     let mut new = Vec::new();
     for (name, (model, idx)) in by_model {
         let (t, m) = Resources::default_for(model, study.plan.quick, faces);
@@ -133,11 +133,9 @@ pub fn submit(
         };
         new.push(s.clone());
         // Recorded after each sbatch: a failure later still leaves the submitted arrays known.
-        let mut all_now = all.clone();
-        all_now.extend(new.iter().cloned());
-        crate::util::write_atomic(&jobs_path(study), serde_json::to_string_pretty(&all_now)?.as_bytes())?;
+        let recorded: Vec<&Submission> = all.iter().chain(&new).collect();
+        crate::util::write_atomic(&jobs_path(study), serde_json::to_string_pretty(&recorded)?.as_bytes())?;
     }
-    all.extend(new.iter().cloned());
     Ok(new)
 }
 
