@@ -126,20 +126,36 @@ impl Run {
         self.sample_labels(n, seed, Some(class))
     }
 
+    /// `n` samples with the attributes `attrs`, e.g. "Smiling,-Male" (models trained with
+    /// `--condition attributes`; unnamed attributes at their mean).
+    pub fn sample_attrs(&self, n: usize, attrs: &str, seed: u64) -> Result<Images> {
+        if n == 0 || n > 1_000_000 {
+            bail!("sample: n must be between 1 and 1000000, got {n}");
+        }
+        let cond = self.inner.conds(n, &crate::app::request(None, Some(attrs))?)?;
+        Ok(Images { shape: self.shape(), n, data: self.inner.sample(n, seed, &cond) })
+    }
+
     fn sample_labels(&self, n: usize, seed: u64, class: Option<u8>) -> Result<Images> {
         if n == 0 || n > 1_000_000 {
             bail!("sample: n must be between 1 and 1000000, got {n}");
         }
-        let labels = self.inner.labels(n, class)?;
-        Ok(Images { shape: self.shape(), n, data: self.inner.sample(n, seed, &labels) })
+        let cond = self.inner.conds(n, &crate::app::request(class, None)?)?;
+        Ok(Images { shape: self.shape(), n, data: self.inner.sample(n, seed, &cond) })
     }
 
-    /// Labels for encoding or decoding `n` items: a conditional model needs its class named.
-    fn labels_for(&self, n: usize, class: Option<u8>) -> Result<Vec<u8>> {
-        if class.is_none() && self.model().is_conditional() {
-            bail!("model '{}' is conditional: use encode_class/decode_class with the class", self.model().name());
+    /// Condition rows for encoding or decoding `n` items: a class model needs its class named;
+    /// an attribute model gets every attribute at its mean.
+    fn labels_for(&self, n: usize, class: Option<u8>) -> Result<Vec<f32>> {
+        let spec = &self.inner.model.spec;
+        match class {
+            None if spec.has_classes() => {
+                bail!("model '{}' is conditional: use encode_class/decode_class with the class", self.model().name())
+            }
+            None if spec.is_conditioned() => Ok(spec.cond_rows(&crate::models::condition::Request::Attrs(vec![]), n)?),
+            None => Ok(Vec::new()),
+            Some(c) => self.inner.conds(n, &crate::models::condition::Request::Class(c)),
         }
-        self.inner.labels(n, class)
     }
 
     /// The encoder's code for each image (posterior means for VAEs), `images.n × latent_dim`
@@ -178,7 +194,7 @@ impl Run {
         self.decode_labels(z, &labels)
     }
 
-    fn decode_labels(&self, z: &[f32], labels: &[u8]) -> Result<Images> {
+    fn decode_labels(&self, z: &[f32], labels: &[f32]) -> Result<Images> {
         let l = self.latent_dim();
         if z.is_empty() || !z.len().is_multiple_of(l) {
             bail!("decode: {} values are not a whole number of {l}-dimensional codes", z.len());

@@ -32,6 +32,7 @@ fn spec(kind: ModelKind, shape: ImageShape) -> ModelSpec {
         ema: None,
         width: None,
         text: None,
+        condition: None,
     }
 }
 

@@ -658,3 +658,80 @@ fn bench_reports_the_decode_latency_of_a_grid_of_64() {
         assert!(m > 0.0 && p >= m, "{row}");
     }
 }
+
+/// A face GAN conditioned on attributes: the API decodes and samples with `attrs`, refuses names
+/// the model does not know, and the page's attribute picker re-decodes the same code when a chip
+/// is toggled (Chromium).
+#[test]
+fn the_attribute_picker_draws_the_same_code_with_other_attributes() {
+    use common::cdp::Browser;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::small_celeba(dir.path(), 120);
+    let run = dir.path().join("faces");
+    let cache = dir.path().join("cache");
+    let (ok_train, _, err) = common::cli_env(
+        &[
+            "train",
+            "dcgan",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--condition",
+            "attributes:Male,Smiling,Eyeglasses",
+            "--image-size",
+            "16",
+            "--width",
+            "4",
+            "--max-steps",
+            "10",
+        ],
+        dir.path(),
+        &[("LATENTLAB_CACHE", cache.as_path())],
+    );
+    assert!(ok_train, "{err}");
+    let s = serve(&[&run], &[]);
+    let list = ok(get(&s, "/api/runs"));
+    let info = list["runs"].as_array().unwrap().iter().find(|r| r["id"] == "faces").unwrap().clone();
+    assert_eq!(info["attributes"], json!(["Male", "Smiling", "Eyeglasses"]));
+    assert_eq!(info["conditional"], json!(false), "no class selector for an attribute model");
+    let code = vec![vec![0.3; 100]];
+    let a = ok(post(&s, "/api/runs/faces/decode", &json!({"codes": code, "attrs": "Male,-Smiling"})));
+    let b = ok(post(&s, "/api/runs/faces/decode", &json!({"codes": code, "attrs": "-Male,Smiling"})));
+    assert_ne!(a["images"][0], b["images"][0], "the attributes changed nothing");
+    let (status, e) = post(&s, "/api/runs/faces/decode", &json!({"codes": code, "attrs": "Bald"}));
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().contains("'Bald'"), "{e}");
+    let (status, e) = post(&s, "/api/runs/faces/decode", &json!({"codes": code, "labels": 1}));
+    assert!(status == 400 && e["error"].as_str().unwrap().contains("not conditioned on a class"), "{e}");
+    let r = ok(get(&s, "/api/runs/faces/samples?n=2&attrs=Eyeglasses"));
+    assert_eq!(r["images"].as_array().unwrap().len(), 2);
+
+    let Some(mut b) = Browser::launch_sized(1280, 1200) else { return };
+    let long = Duration::from_secs(60);
+    b.navigate(&format!("{}#run=faces", s.url));
+    b.wait_for("document.body.dataset.ready === '1' && !document.getElementById('attr-picker').hidden", long);
+    assert_eq!(b.eval("document.querySelectorAll('#attr-chips button').length"), 3);
+    assert_eq!(b.eval("document.getElementById('class-picker').hidden"), true);
+    let version =
+        |b: &mut Browser| b.eval("Number(document.getElementById('decoded').dataset.version)").as_i64().unwrap();
+    let src = |b: &mut Browser| b.eval("document.getElementById('decoded').src").as_str().unwrap().to_string();
+    b.wait_for("document.getElementById('decoded').hasAttribute('src')", long);
+    let before = src(&mut b);
+    let v = version(&mut b);
+    b.eval("(() => { document.getElementById('attr-list').open = true; })()");
+    // Male, then Male again (now absent): the input follows the chips.
+    b.eval("document.querySelector('#attr-chips button[data-name=Male]').click()");
+    b.eval("document.querySelector('#attr-chips button[data-name=Male]').click()");
+    assert_eq!(b.eval("document.getElementById('attrs').value"), "-Male");
+    b.wait_for(&decoded_after(v), long);
+    assert_ne!(src(&mut b), before, "toggling an attribute did not change the picture");
+    assert!(
+        b.eval("document.getElementById('decoded-caption').textContent").as_str().unwrap().contains("drawn with -Male")
+    );
+    // A typed name the model does not know shows the server's message.
+    b.eval("(() => { const a = document.getElementById('attrs'); a.value = 'Bald'; a.dispatchEvent(new Event('input')); })()");
+    b.wait_for("!document.getElementById('error').hidden", long);
+    assert!(b.eval("document.getElementById('error-text').textContent").as_str().unwrap().contains("Bald"));
+}

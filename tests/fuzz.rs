@@ -78,6 +78,7 @@ fn valid_checkpoint() -> Vec<u8> {
         ema: None,
         width: None,
         text: None,
+        condition: None,
     };
     Checkpoint {
         meta: Meta {

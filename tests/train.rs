@@ -177,6 +177,7 @@ fn iwae_objective_bounds_the_elbo_and_trains() {
         ema: None,
         width: None,
         text: None,
+        condition: None,
     };
     let device = Device::flex();
     let Net::Vae(vae) = Net::new(&spec, 3, &device) else { unreachable!() };

@@ -227,8 +227,15 @@ fn describe(stated: &[(String, bool)]) -> String {
     stated.iter().map(|(n, has)| if *has { n.clone() } else { format!("-{n}") }).collect::<Vec<_>>().join(",")
 }
 
-fn cond(model: &Model, a: &ArithmeticRequest, n: usize) -> Vec<u8> {
-    if model.spec.kind.is_conditional() { vec![a.class; n] } else { vec![] }
+/// Condition rows for `n` decoded codes: `--class` for a class model, every attribute at its mean
+/// for an attribute model (the arithmetic happens on the codes), none otherwise.
+fn cond(model: &Model, a: &ArithmeticRequest, n: usize) -> Vec<f32> {
+    let spec = &model.spec;
+    if spec.has_classes() {
+        spec.class_rows_of(&vec![a.class; n])
+    } else {
+        spec.cond_rows(&crate::models::condition::Request::Attrs(vec![]), n).unwrap_or_default()
+    }
 }
 
 /// Decode mean(A) − mean(B) + mean(C) and neighbours of the result; check attribute groups.
@@ -237,7 +244,7 @@ pub fn arithmetic(a: ArithmeticRequest) -> Result<Arithmetic> {
     let model = &run.model;
     let spec = model.spec.clone();
     let l = spec.latent_dim;
-    if spec.kind.is_conditional() {
+    if spec.has_classes() {
         run.check_class(a.class)?;
     }
     let mut cx = Ctx { a: &a, model, run: &run, data: None, feats: None };

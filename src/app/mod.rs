@@ -13,6 +13,7 @@ pub mod training;
 use crate::config::RunConfig;
 use crate::data::{self, Splits};
 use crate::models::Model;
+use crate::models::condition::Request;
 use crate::run::checkpoint::TrainState;
 use crate::run::{RunDir, Which};
 use anyhow::{Result, bail};
@@ -41,14 +42,22 @@ impl OpenRun {
         data::load_with(&self.cfg.dataset, data_dir.or(self.cfg.data_dir.as_deref()), &self.cfg.transform())
     }
 
-    /// `--class` must be given to a conditional model and name one of its classes.
+    /// `--class` must be given to a class-conditional model and name one of its classes.
     pub fn check_class(&self, class: u8) -> Result<()> {
         let spec = &self.model.spec;
-        if !spec.kind.is_conditional() {
+        if !spec.is_conditioned() {
             bail!(
                 "--class {class}: model '{}' of {} is not conditional; train a cvae or cgan to generate a chosen class",
                 spec.kind.name(),
                 self.dir.path.display()
+            );
+        }
+        if !spec.has_classes() {
+            bail!(
+                "--class {class}: model '{}' of {} is not conditioned on a class but on {} (use --attr)",
+                spec.kind.name(),
+                self.dir.path.display(),
+                spec.condition().describe()
             );
         }
         if class as usize >= spec.num_classes {
@@ -61,15 +70,24 @@ impl OpenRun {
         Ok(())
     }
 
-    /// Labels of `n` generated images: `class` for all, or — for a conditional model given none —
-    /// the classes in turn (image i is class i mod K); none for an unconditional model.
+    /// Labels of `n` generated images of a class-conditioned model: `class` for all, or the
+    /// classes in turn (image i is class i mod K); none for any other model.
     pub fn labels(&self, n: usize, class: Option<u8>) -> Result<Vec<u8>> {
         let spec = &self.model.spec;
         match class {
             Some(c) => self.check_class(c).map(|()| vec![c; n]),
-            None if spec.kind.is_conditional() => Ok((0..n).map(|i| (i % spec.num_classes) as u8).collect()),
+            None if spec.has_classes() => Ok((0..n).map(|i| (i % spec.num_classes) as u8).collect()),
             None => Ok(vec![]),
         }
+    }
+
+    /// Condition rows of `n` generated images (`models::condition`): what `--class` or `--attr`
+    /// asks for, or the default rows; errors name the run and what does not fit.
+    pub fn conds(&self, n: usize, req: &Request) -> Result<Vec<f32>> {
+        if let Request::Class(c) = req {
+            self.check_class(*c)?;
+        }
+        self.model.spec.cond_rows(req, n).map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.path.display()))
     }
 
     /// `n` prior draws of `seed` [n × latent]: the codes of the sheet `sample --seed` draws.
@@ -77,9 +95,24 @@ impl OpenRun {
         self.model.prior(n, &mut crate::util::rng(seed, crate::util::Stream::Sample, 0))
     }
 
-    /// `n` images from prior draws of `seed` (the stream `sample --seed` uses), decoded with `labels`.
-    pub fn sample(&self, n: usize, seed: u64, labels: &[u8]) -> Vec<f32> {
-        self.model.decode_host(&self.prior_sheet(n, seed), labels)
+    /// `n` images from prior draws of `seed` (the stream `sample --seed` uses), decoded with the
+    /// condition rows `cond` (empty: the default ones).
+    pub fn sample(&self, n: usize, seed: u64, cond: &[f32]) -> Vec<f32> {
+        self.model.decode_host(&self.prior_sheet(n, seed), cond)
+    }
+}
+
+/// The condition a user asked for with `--class` and `--attr` (at most one of them).
+pub fn request(class: Option<u8>, attr: Option<&str>) -> Result<Request> {
+    match (class, attr) {
+        (Some(_), Some(_)) => {
+            bail!("--class and --attr: give one (a class-conditional or an attribute-conditional model)")
+        }
+        (Some(c), None) => Ok(Request::Class(c)),
+        (None, Some(a)) => {
+            Ok(Request::Attrs(crate::models::condition::parse_attrs(a).map_err(|e| anyhow::anyhow!("--attr {e}"))?))
+        }
+        (None, None) => Ok(Request::Default),
     }
 }
 

@@ -22,9 +22,14 @@ pub struct SampleRequest {
     /// Output: .png (grid) or .npy (N×C×H×W float32 in [0,1]) [default: <run>/final/sample.png].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Class to generate (conditional models).
+    /// Class to generate (class-conditional models).
     #[arg(long)]
     pub class: Option<u8>,
+    /// Attributes to generate (models trained with --condition attributes), e.g.
+    /// Smiling,Eyeglasses,-Male (a minus: absent; unnamed ones at their average). Repeat for
+    /// several: one row of --n samples per set, the same codes in every row.
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["class", "text"])]
+    pub attr: Vec<String>,
     /// Caption to draw (text models; repeat for several: one row of --n samples per caption, the
     /// same codes in every row).
     #[arg(long, conflicts_with = "class")]
@@ -86,6 +91,10 @@ pub struct WalkRequest {
     /// Class of every row (conditional models) [default: row i is class i mod K].
     #[arg(long)]
     pub class: Option<u8>,
+    /// Attributes of every image (attribute-conditioned models), e.g. Smiling,-Male
+    /// [default: row i has the i-th kept real attribute combination].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["class", "text"])]
+    pub attr: Option<String>,
     /// Caption of every image (text models); with --to, each row walks from this caption to that
     /// one with its code fixed.
     #[arg(long, conflicts_with = "class")]
@@ -114,13 +123,22 @@ pub fn sample(a: SampleRequest) -> Result<PathBuf> {
     }
     let model = &run.model;
     check_stage(model, a.stage)?;
-    let (imgs, rows) = if a.text.is_empty() {
-        let labels = run.labels(a.n, a.class)?;
+    let (imgs, rows) = if !a.attr.is_empty() {
+        if a.attr.len() * a.n > 1_000_000 {
+            bail!("--n × attribute sets must be at most 1000000");
+        }
+        let mut cond = Vec::new();
+        for set in &a.attr {
+            cond.extend(run.conds(a.n, &super::request(None, Some(set))?)?);
+        }
+        (model.decode_host(&run.prior_sheet(a.n, a.seed).repeat(a.attr.len()), &cond), a.attr.len())
+    } else if a.text.is_empty() {
         let imgs = if model.spec.kind.decl().text {
+            let labels = run.labels(a.n, a.class)?;
             let t = model.text()?;
             model.decode_tokens_host(&run.prior_sheet(a.n, a.seed), &t.class_tokens(&labels), a.stage)
         } else {
-            run.sample(a.n, a.seed, &labels)
+            run.sample(a.n, a.seed, &run.conds(a.n, &super::request(a.class, None)?)?)
         };
         (imgs, 1)
     } else {
@@ -151,8 +169,8 @@ pub fn latent_map(a: LatentMapRequest) -> Result<Vec<PathBuf>> {
     if a.grid < 2 || a.grid > 100 {
         bail!("--grid must be between 2 and 100, got {}", a.grid);
     }
-    // Unconditional models ignore --class (its default is 0).
-    if model.spec.kind.is_conditional() {
+    // Models without classes ignore --class (its default is 0).
+    if model.spec.has_classes() {
         run.check_class(a.class)?;
     }
     let data = run.data(a.data_dir.as_deref())?;
@@ -175,20 +193,28 @@ pub fn walk(a: WalkRequest) -> Result<PathBuf> {
     let l = model.spec.latent_dim;
     let mut z = Vec::with_capacity(a.rows * a.steps * l);
     let mut labels = Vec::new();
+    // One condition per row: the one asked for, else the default rows in turn.
+    let req = super::request(a.class, a.attr.as_deref())?;
+    let row_conds = run.conds(a.rows, &req)?;
+    let d = model.spec.cond_dim();
+    let mut cond = Vec::new();
     for r in 0..a.rows {
         let (za, zb) = (&ends[2 * r * l..(2 * r + 1) * l], &ends[(2 * r + 1) * l..(2 * r + 2) * l]);
         for p in viz::walk::interpolate(za, zb, a.steps, a.slerp) {
             z.extend(p);
         }
-        if model.spec.kind.is_conditional() {
+        if model.spec.has_classes() {
             labels.extend(std::iter::repeat_n(a.class.unwrap_or((r % k) as u8), a.steps));
+        }
+        if d > 0 {
+            cond.extend(row_conds[r * d..(r + 1) * d].repeat(a.steps));
         }
     }
     let imgs = match (&a.text, &a.to) {
         (None, _) if model.spec.kind.decl().text => {
             model.decode_tokens_host(&z, &model.text()?.class_tokens(&labels), Stage::Two)
         }
-        (None, _) => model.decode_host(&z, &labels),
+        (None, _) => model.decode_host(&z, &cond),
         (Some(t), None) => model.decode_text_host(&z, std::slice::from_ref(t), Stage::Two)?,
         // Each row: one code (the row's first end), the caption blended from --text to --to.
         (Some(from), Some(to)) => {

@@ -46,7 +46,7 @@ pub(super) struct Timed {
 
 pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, data: &data::Splits) -> Result<Timed> {
     let cfg = model.config(batch, opts.device, opts.data_dir.clone(), data.train.shape)?;
-    let spec = spec_for(&cfg, data, None);
+    let spec = spec_for(&cfg, data, None)?;
     spec.validate()?;
     let ad = backend::device(opts.device)?.autodiff();
     let mut net = Net::new(&spec, cfg.seed, &ad);
@@ -58,6 +58,7 @@ pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, d
         bail!("bench: the training set has {} images, fewer than one batch of {batch}", data.train.n);
     }
     let batches: Vec<Batch> = (0..nb.min(64)).map(|b| loader.batch(&order, b, b as u64)).collect();
+    let conds: Vec<Vec<f32>> = batches.iter().map(|b| spec.cond_of_data(&data.train, &b.idx)).collect();
     let total = opts.warmup + opts.steps;
     let mut step_secs = Vec::with_capacity(opts.steps);
     let (mut cpu0, mut wall0) = (None, Instant::now());
@@ -71,8 +72,17 @@ pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, d
         let x = matrix(b.x.clone(), b.n, spec.shape.len(), &ad);
         let noise = &mut rng(cfg.seed, Stream::Noise, s as u64);
         // Every step ends by reading its losses to the host, so the clock sees finished work.
-        let (next, values) =
-            crate::train::trainer::step(net, &mut optims, &spec, &cfg, cfg.lr, x, &b.labels, None, noise);
+        let (next, values) = crate::train::trainer::step(
+            net,
+            &mut optims,
+            &spec,
+            &cfg,
+            cfg.lr,
+            x,
+            &conds[s % batches.len()],
+            None,
+            noise,
+        );
         net = next;
         if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
             bail!("bench {}: loss term '{name}' became {v} at step {s}", model.name());

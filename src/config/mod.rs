@@ -88,6 +88,10 @@ declare::settings! {
         /// Convolutional networks on square 16–256 px images: channels of the widest layer / 8
         /// (Radford et al.'s ngf/ndf; pytorch/examples uses 64) [default: 32].
         width: usize;
+        /// What cvae, cgan, dcgan and lsgan are conditioned on: none, class, attributes (all of
+        /// CelebA's 40) or attributes:NAME,NAME,… [default: cvae/cgan: class, or attributes on
+        /// a dataset with attributes and no classes; dcgan/lsgan: none].
+        condition: String;
     }
     flags {
         /// What the VAE/CVAE maximises: elbo, or iwae (the importance-weighted bound with --iwae-k

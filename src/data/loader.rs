@@ -18,6 +18,8 @@ pub fn to_unit(images: &[u8], binarize: bool, rng: &mut impl Rng) -> Vec<f32> {
 pub struct Batch {
     pub x: Vec<f32>,
     pub labels: Vec<u8>,
+    /// Which images of the dataset (for their conditions: `ModelSpec::cond_of_data`).
+    pub idx: Vec<usize>,
     pub n: usize,
 }
 
@@ -79,7 +81,7 @@ impl<'a> Loader<'a> {
             Some(lab) => idx.iter().map(|&i| lab[i]).collect(),
             None => vec![0; idx.len()],
         };
-        Batch { x, labels, n: idx.len() }
+        Batch { x, labels, idx: idx.to_vec(), n: idx.len() }
     }
 
     /// The evaluation view of a dataset: binarised once with a fixed seed (independent of the run

@@ -202,8 +202,14 @@ pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &Ev
             }
             say(&format!("generating {n} samples…"));
             let imgs = tm.time("generate", || Ok(generate(model, n, o.seed)))?;
-            let desc = if model.spec.kind.is_conditional() {
+            let desc = if model.spec.has_classes() {
                 format!("{n} prior draws (seed {}), classes balanced (i mod {})", o.seed, model.spec.num_classes)
+            } else if model.spec.is_conditioned() {
+                format!(
+                    "{n} prior draws (seed {}), each with one of {} real training attribute rows in turn",
+                    o.seed,
+                    crate::models::condition::EXAMPLE_ROWS
+                )
             } else {
                 format!("{n} prior draws (seed {})", o.seed)
             };
@@ -240,7 +246,18 @@ pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &Ev
         r.notes.n_real = Some(format!("only {n_real} test images: real sets are smaller than n"));
     }
 
-    let mut cx = tasks::Ctx { data, o, feats, samples: &samples, n, test: &test, train_sub: &train_sub, emb: None };
+    // The attributes an attribute-conditioned model drew each sample with (`generate`'s rows).
+    let cond_names = match source {
+        Source::Model { model, .. } => model.spec.cond_attributes(),
+        Source::Samples { .. } => Vec::new(),
+    };
+    let cond_rows = match source {
+        Source::Model { model, .. } if !cond_names.is_empty() => model.spec.cond_default(n),
+        _ => Vec::new(),
+    };
+    let conditions = (!cond_names.is_empty()).then_some((cond_names.as_slice(), cond_rows.as_slice()));
+    let mut cx =
+        tasks::Ctx { data, o, feats, samples: &samples, n, test: &test, train_sub: &train_sub, emb: None, conditions };
     // Class coverage needs class probabilities, attribute coverage attribute probabilities.
     let attribute_net = feats.is_some_and(|f| f.kind() == NetKind::Attributes);
     let (class_coverage, attribute_coverage) =
@@ -281,6 +298,10 @@ pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &Ev
         r.attribute_gap_worst = Some(m.values.worst);
         r.attribute_rates = Some(m.values.per_attribute);
         r.protocol.attributes = Some(m.protocol);
+        if let Some(a) = tasks::attributes::agreement(&cx)? {
+            r.condition_agreement = Some(a.values);
+            r.protocol.condition_agreement = Some(a.protocol);
+        }
     }
     if class_coverage {
         let m = tasks::coverage::run(&cx)?;
@@ -335,13 +356,9 @@ pub fn evaluate(source: &Source, data: &Splits, feats: Option<&Features>, o: &Ev
     Ok(r)
 }
 
-/// `n` samples in [0,1] from the prior; conditional models cycle through the classes.
+/// `n` samples in [0,1] from the prior; conditional models cycle through the classes, or through
+/// the real attribute combinations the model keeps (`ModelSpec::cond_default`).
 pub fn generate(model: &Model, n: usize, seed: u64) -> Vec<f32> {
-    let labels: Vec<u8> = if model.spec.kind.is_conditional() {
-        (0..n).map(|i| (i % model.spec.num_classes) as u8).collect()
-    } else {
-        vec![]
-    };
     let z = model.prior(n, &mut rng(seed, Stream::Sample, 0));
-    model.decode_host(&z, &labels)
+    model.decode_host(&z, &model.spec.cond_default(n))
 }

@@ -6,7 +6,7 @@
 //! IWAE_K ≥ ELBO for the same draws, and IWAE_K → log p(x) as K → ∞. Reported in nats per image:
 //! `iwae_nll` = −mean IWAE_K (an upper bound on the NLL).
 
-use crate::models::blocks::{matrix, one_hot, to_vec};
+use crate::models::blocks::{matrix, to_vec};
 use crate::models::{ModelSpec, Net};
 use crate::util::{Stream, normal_vec, rng};
 use anyhow::{Result, bail};
@@ -17,11 +17,15 @@ use rayon::prelude::*;
 pub trait Lvm {
     fn latent_dim(&self) -> usize;
     fn device(&self) -> Device;
-    /// q(z|x) as (μ, log σ²), both [B, L].
-    fn posterior(&self, x: Tensor<2>, labels: &[u8]) -> (Tensor<2>, Tensor<2>);
+    /// Width of a condition row (0: unconditional; `models::condition`).
+    fn cond_dim(&self) -> usize {
+        0
+    }
+    /// q(z|x) as (μ, log σ²), both [B, L], for images with their condition rows.
+    fn posterior(&self, x: Tensor<2>, cond: &[f32]) -> (Tensor<2>, Tensor<2>);
     /// log p(x|z) per row of z [B·g, L], where each `g` consecutive rows are codes of one image
-    /// of x [B, D]: [B·g]. `labels` has one entry per row of z.
-    fn log_likelihood(&self, z: Tensor<2>, x: Tensor<2>, g: usize, labels: &[u8]) -> Tensor<1>;
+    /// of x [B, D]: [B·g]. `cond` has one row per row of z.
+    fn log_likelihood(&self, z: Tensor<2>, x: Tensor<2>, g: usize, cond: &[f32]) -> Tensor<1>;
 }
 
 /// A trained VAE/CVAE seen as an `Lvm`.
@@ -37,8 +41,8 @@ impl<'a> VaeLvm<'a> {
             _ => None,
         }
     }
-    fn cond(&self, labels: &[u8], device: &Device) -> Option<Tensor<2>> {
-        self.spec.kind.is_conditional().then(|| one_hot(labels, self.spec.num_classes, device))
+    fn cond(&self, cond: &[f32], n: usize, device: &Device) -> Option<Tensor<2>> {
+        self.spec.cond_tensor(cond, n, device)
     }
 }
 
@@ -49,12 +53,15 @@ impl Lvm for VaeLvm<'_> {
     fn device(&self) -> Device {
         self.vae.log_sigma.val().device()
     }
-    fn posterior(&self, x: Tensor<2>, labels: &[u8]) -> (Tensor<2>, Tensor<2>) {
-        let c = self.cond(labels, &x.device());
+    fn cond_dim(&self) -> usize {
+        self.spec.cond_dim()
+    }
+    fn posterior(&self, x: Tensor<2>, cond: &[f32]) -> (Tensor<2>, Tensor<2>) {
+        let c = self.cond(cond, x.dims()[0], &x.device());
         self.vae.encode(x, c)
     }
-    fn log_likelihood(&self, z: Tensor<2>, x: Tensor<2>, g: usize, labels: &[u8]) -> Tensor<1> {
-        let c = self.cond(labels, &z.device());
+    fn log_likelihood(&self, z: Tensor<2>, x: Tensor<2>, g: usize, cond: &[f32]) -> Tensor<1> {
+        let c = self.cond(cond, z.dims()[0], &z.device());
         let z = match c {
             Some(c) => Tensor::cat(vec![z, c], 1),
             None => z,
@@ -89,12 +96,13 @@ fn mean(v: &[f64]) -> f64 {
 /// Rows decoded per call: big enough for efficient matrix products, small enough for the cache.
 const MAX_ROWS: usize = 10000;
 
-/// ELBO and IWAE_K of each image of `x` ([n × d], model input range) with all draws from `seed`.
-/// `progress` is called with the number of images done.
+/// ELBO and IWAE_K of each image of `x` ([n × d], model input range, with its condition rows
+/// `cond`, empty for an unconditional model) with all draws from `seed`. `progress` is called
+/// with the number of images done.
 pub fn bounds(
     model: &dyn Lvm,
     x: &[f32],
-    labels: &[u8],
+    cond: &[f32],
     d: usize,
     k: usize,
     seed: u64,
@@ -116,8 +124,9 @@ pub fn bounds(
         let end = (start + bi).min(n);
         let b = end - start;
         let xb = matrix(x[start * d..end * d].to_vec(), b, d, device);
-        let lab: Vec<u8> = if labels.is_empty() { vec![0; b] } else { labels[start..end].to_vec() };
-        let (mu, logvar) = model.posterior(xb.clone(), &lab);
+        let cd = model.cond_dim();
+        let lab: &[f32] = if cond.is_empty() { &[] } else { &cond[start * cd..end * cd] };
+        let (mu, logvar) = model.posterior(xb.clone(), lab);
         let (mu, logvar) = (to_vec(mu), to_vec(logvar));
         // Per image: a streaming log-sum-exp of the log-weights (max, Σ exp(lw − max)) and Σ lw.
         let mut acc = vec![(f64::NEG_INFINITY, 0f64, 0f64); b];
@@ -148,7 +157,7 @@ pub fn bounds(
                 })
                 .collect();
             let (z, ratio): (Vec<Vec<f32>>, Vec<Vec<f64>>) = per.into_iter().unzip();
-            let row_labels: Vec<u8> = lab.iter().flat_map(|&y| std::iter::repeat_n(y, c)).collect();
+            let row_labels: Vec<f32> = lab.chunks(cd.max(1)).flat_map(|y| y.repeat(c)).collect();
             let z = matrix(z.concat(), b * c, l, device);
             let ll = to_vec(model.log_likelihood(z, xb.clone(), c, &row_labels));
             for (i, (a, q)) in acc.iter_mut().zip(&ratio).enumerate() {
@@ -223,7 +232,7 @@ mod tests {
         fn device(&self) -> Device {
             Device::flex()
         }
-        fn posterior(&self, x: Tensor<2>, _: &[u8]) -> (Tensor<2>, Tensor<2>) {
+        fn posterior(&self, x: Tensor<2>, _: &[f32]) -> (Tensor<2>, Tensor<2>) {
             let xs = to_vec(x.clone());
             let n = xs.len() / 4;
             let (mut mu, mut lv) = (Vec::new(), Vec::new());
@@ -238,7 +247,7 @@ mod tests {
             }
             (matrix(mu, n, 2, &x.device()), matrix(lv, n, 2, &x.device()))
         }
-        fn log_likelihood(&self, z: Tensor<2>, x: Tensor<2>, g: usize, _: &[u8]) -> Tensor<1> {
+        fn log_likelihood(&self, z: Tensor<2>, x: Tensor<2>, g: usize, _: &[f32]) -> Tensor<1> {
             let dev = z.device();
             let [b, d] = x.dims();
             let x = x.reshape([b, 1, d]).repeat_dim(1, g).reshape([b * g, d]);

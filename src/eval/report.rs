@@ -29,6 +29,11 @@ pub struct EvalReport {
     /// Per attribute: its rate among samples, among real test images, annotated, and the gap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribute_rates: Option<Vec<AttributeRate>>,
+    /// Attribute-conditioned models: how often the attribute network reads on a sample the
+    /// attributes it was drawn with, beside chance (conditions shuffled) and the ceiling (the
+    /// network's accuracy on real test faces).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_agreement: Option<ConditionAgreement>,
     /// Samples per class (argmax of the dataset's classifier).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_histogram: Option<Vec<usize>>,
@@ -71,6 +76,49 @@ pub struct WorstAttribute {
     pub attribute: String,
     #[serde(deserialize_with = "nan_if_null")]
     pub gap: f64,
+}
+
+/// Agreement of samples with the attributes they were drawn with, mean and per attribute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConditionAgreement {
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mean: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub chance: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub ceiling: f64,
+    /// The same three as balanced accuracy (the mean of the shares right among samples drawn with
+    /// and without each attribute), so rare attributes do not count as agreement by default; chance
+    /// is ½ there.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub balanced: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub balanced_chance: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub balanced_ceiling: f64,
+    pub per_attribute: Vec<AttributeAgreement>,
+}
+
+/// One conditioned attribute's agreement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttributeAgreement {
+    pub name: String,
+    /// Share of samples whose reading (P > 0.5) equals the condition.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub agreement: f64,
+    /// The same share with the conditions of other samples (a seeded shuffle).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub chance: f64,
+    /// The network's accuracy on the real test images' annotations.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub ceiling: f64,
+    /// Balanced accuracy of the samples, of the shuffle, and of real test images.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub balanced: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub balanced_chance: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub balanced_ceiling: f64,
 }
 
 /// One attribute's share of images that have it.
@@ -190,6 +238,8 @@ pub struct Protocol {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_agreement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feature_network: Option<FeatureNetwork>,
@@ -297,6 +347,15 @@ pub fn table(r: &EvalReport) -> String {
             r.attribute_gap_worst.as_ref().map_or("—".into(), |w| format!("{} {}", w.attribute, f(Some(w.gap), 3)));
         let note = format!("floor {}; worst {worst}", f(r.attribute_gap_floor, 4));
         s.push_str(&format!("{:<20} {:>12}  {note}\n", "attribute gap (↓)", f(r.attribute_gap, 4)));
+        if let Some(a) = &r.condition_agreement {
+            let note = format!(
+                "chance {}, ceiling {} over {} attributes",
+                f(Some(a.chance), 3),
+                f(Some(a.ceiling), 3),
+                a.per_attribute.len()
+            );
+            s.push_str(&format!("{:<20} {:>12}  {note}\n", "condition agreement", f(Some(a.mean), 3)));
+        }
     }
     for (k, n) in r.notes.iter() {
         s.push_str(&format!("note ({k}): {n}\n"));

@@ -6,6 +6,7 @@ use super::space;
 use crate::artifacts::Summary;
 use crate::data::ImageShape;
 use crate::eval::features::unit;
+use crate::models::condition::Request;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,7 +44,8 @@ fn run_info(r: &ExploredRun) -> Value {
             for (k, v) in [
                 ("model", json!(spec.kind.name())),
                 ("family", json!(decl.family)),
-                ("conditional", json!(spec.kind.is_conditional())),
+                ("conditional", json!(spec.by_class())),
+                ("attributes", json!(spec.cond_attributes())),
                 ("text", json!(decl.text)),
                 ("vocabulary", json!(spec.text.as_ref().map(|t| &t.vocab))),
                 ("has_encoder", json!(spec.kind.has_encoder())),
@@ -103,6 +105,9 @@ struct DecodeBody {
     /// Text models: decode every code with this caption (instead of a class).
     #[serde(default)]
     caption: Option<String>,
+    /// Attribute models: decode every code with these attributes, e.g. "Smiling,-Male".
+    #[serde(default)]
+    attrs: Option<String>,
 }
 
 pub fn decode(r: &ExploredRun, c: &Call) -> ApiResult<Reply> {
@@ -126,7 +131,7 @@ pub fn decode(r: &ExploredRun, c: &Call) -> ApiResult<Reply> {
         }
         z.extend(code.iter().map(|&v| v as f32));
     }
-    let labels = labels(&l, body.labels, n)?;
+    let labels = conds(&l, body.labels, body.attrs.as_deref(), n)?;
     let scale = body.scale.unwrap_or(1);
     if !(1..=8).contains(&scale) {
         return Err(ApiError::bad(format!("scale {scale}: use 1 to 8")));
@@ -187,16 +192,22 @@ pub fn encode(r: &ExploredRun, c: &Call) -> ApiResult<Reply> {
 }
 
 pub fn samples(r: &ExploredRun, c: &Call) -> ApiResult<Reply> {
-    c.check_query(&["n", "seed", "label"])?;
+    c.check_query(&["n", "seed", "label", "attrs"])?;
     let n: usize = c.param("n", 16)?;
     batch_size("n", n)?;
     let seed: u64 = c.param("seed", 0)?;
     let label: Option<i64> = c.opt("label")?;
+    let attrs: Option<String> = c.opt("attrs")?;
     let l = r.get()?;
-    let labels = labels(&l, label.map(Labels::One), n)?;
+    let cond = conds(&l, label.map(Labels::One), attrs.as_deref(), n)?;
     let z = l.run.prior_sheet(n, seed);
-    let imgs = l.run.model.decode_host(&z, &labels);
+    let imgs = l.run.model.decode_host(&z, &cond);
     let spec = &l.run.model.spec;
+    let labels: Vec<i64> = match (label, spec.by_class()) {
+        (Some(k), true) => vec![k; n],
+        (None, true) => vec![0; n],
+        _ => Vec::new(),
+    };
     Ok(Reply::Json(json!({
         "codes": z.chunks(spec.latent_dim).map(short).collect::<Vec<_>>(),
         "labels": (!labels.is_empty()).then_some(labels),
@@ -338,17 +349,42 @@ fn test_indices(test: &crate::data::Dataset, indices: &[i64]) -> ApiResult<Vec<u
         .collect()
 }
 
-/// The labels to decode `n` codes with: none for an unconditional model (giving some is an
-/// error), else the given class(es) checked against the model, or class 0.
-fn labels(l: &Loaded, given: Option<Labels>, n: usize) -> ApiResult<Vec<u8>> {
-    let conditional = l.run.model.spec.kind.is_conditional();
-    let list = match given {
-        None if conditional => vec![0; n],
-        None => return Ok(vec![]),
-        Some(_) if !conditional => {
+/// The condition rows to decode `n` codes with (`models::condition`): for a class model the given
+/// class(es) checked against the model, or class 0; for an attribute model the given attributes
+/// (`attrs`, e.g. "Smiling,-Male"), the rest at their mean; none for an unconditional model
+/// (giving labels or attributes to a model that does not take them is an error).
+fn conds(l: &Loaded, given: Option<Labels>, attrs: Option<&str>, n: usize) -> ApiResult<Vec<f32>> {
+    let spec = &l.run.model.spec;
+    let by_class = spec.by_class();
+    let named = spec.cond_attributes();
+    if let Some(a) = attrs {
+        if named.is_empty() {
             return Err(ApiError::bad(format!(
-                "labels: model '{}' is not conditional; leave labels out",
-                l.run.model.spec.kind.name()
+                "attrs: model '{}' is not conditioned on attributes; leave attrs out",
+                spec.kind.name()
+            )));
+        }
+        if given.is_some() {
+            return Err(ApiError::bad("labels and attrs: give one".to_string()));
+        }
+        if a.len() > 4000 {
+            return Err(ApiError::bad("attrs: at most 4000 characters".to_string()));
+        }
+        let want = crate::models::condition::parse_attrs(a).map_err(|e| ApiError::bad(format!("attrs: {e}")))?;
+        return spec.cond_rows(&Request::Attrs(want), n).map_err(|e| ApiError::bad(format!("attrs: {e}")));
+    }
+    let list = match given {
+        None if by_class => vec![0; n],
+        None if !named.is_empty() => {
+            return spec.cond_rows(&Request::Attrs(vec![]), n).map_err(|e| ApiError::bad(format!("{e}")));
+        }
+        // Text models decode with the caption of class 0 unless a caption is given.
+        None if spec.kind.decl().text => return Ok(spec.class_rows_of(&vec![0; n])),
+        None => return Ok(vec![]),
+        Some(_) if !by_class => {
+            return Err(ApiError::bad(format!(
+                "labels: model '{}' is not conditioned on a class; leave labels out",
+                spec.kind.name()
             )));
         }
         Some(Labels::One(k)) => vec![k; n],
@@ -360,8 +396,9 @@ fn labels(l: &Loaded, given: Option<Labels>, n: usize) -> ApiResult<Vec<u8>> {
             )));
         }
     };
-    let k = l.run.model.spec.num_classes;
-    list.into_iter()
+    let k = spec.num_classes;
+    let labels = list
+        .into_iter()
         .map(|c| {
             u8::try_from(c).ok().filter(|&c| (c as usize) < k).ok_or_else(|| {
                 ApiError::bad(format!(
@@ -371,7 +408,8 @@ fn labels(l: &Loaded, given: Option<Labels>, n: usize) -> ApiResult<Vec<u8>> {
                 ))
             })
         })
-        .collect()
+        .collect::<ApiResult<Vec<u8>>>()?;
+    Ok(spec.class_rows_of(&labels))
 }
 
 fn png(img: &image::RgbImage) -> ApiResult<Vec<u8>> {

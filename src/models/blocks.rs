@@ -88,15 +88,20 @@ pub fn kl_std_normal(mu: Tensor<2>, logvar: Tensor<2>) -> Tensor<1> {
     t.sum_dim(1).squeeze_dim(1).mul_scalar(0.5)
 }
 
-/// One-hot rows for `labels` as floats [B, K].
-pub fn one_hot(labels: &[u8], k: usize, device: &Device) -> Tensor<2> {
+/// One-hot rows for `labels` on the host [B × K] (labels ≥ K give a zero row).
+pub fn one_hot_host(labels: &[u8], k: usize) -> Vec<f32> {
     let mut v = vec![0f32; labels.len() * k];
     for (i, &l) in labels.iter().enumerate() {
         if (l as usize) < k {
             v[i * k + l as usize] = 1.0;
         }
     }
-    Tensor::from_data(TensorData::new(v, [labels.len(), k]), device)
+    v
+}
+
+/// One-hot rows for `labels` as floats [B, K].
+pub fn one_hot(labels: &[u8], k: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(one_hot_host(labels, k), [labels.len(), k]), device)
 }
 
 /// A host matrix as a tensor.

@@ -135,6 +135,11 @@ impl ConvDiscriminator {
 
     /// Logits [B, 1] for flattened images.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        kernels::flatten_linear(&self.fc, self.features(x), Act::None)
+    }
+
+    /// The last feature map [B, C, H/4, W/4] that `fc` reads.
+    pub fn features(&self, x: Tensor<2>) -> Tensor<4> {
         let b = x.dims()[0];
         let x = x.reshape([b, self.channels, self.height, self.width]);
         let x = kernels::conv2d(&self.down1, x, Act::LeakyRelu(0.2));
@@ -144,7 +149,7 @@ impl ConvDiscriminator {
             x = kernels::conv2d(c, x, Act::None);
             x = kernels::batch_norm(bn, x, Act::LeakyRelu(0.2));
         }
-        kernels::flatten_linear(&self.fc, x, Act::None)
+        x
     }
 }
 

@@ -93,9 +93,52 @@ pub enum Discriminator {
     Mlp(MlpDiscriminator),
     Conv(super::dcgan::ConvDiscriminator),
     Scaled(super::pyramid::ScaledDiscriminator),
+    /// The 28×28 convolutional D of a conditional DCGAN (projection, below).
+    ConvProjected(ConvProjected),
+    /// The scaled D of a conditional DCGAN at 16–256 px (projection, below).
+    ScaledProjected(ScaledProjected),
 }
 
-/// A generator and its discriminator; `cond_dim > 0` makes both label-conditioned (cGAN).
+/// A convolutional D conditioned by projection (Miyato & Koyama 2018): logit = fc(h) + ⟨V c, φ⟩
+/// for D's last feature map h, its spatial mean φ (one value per channel) and the condition row c.
+/// Concatenating c to the image (the MLP cGAN's way) means nothing to a convolution, and
+/// concatenating it to h before `fc` only adds a term that ignores the image; the inner product
+/// makes D judge the image *given* c. V starts at zero, so D starts as the unconditional D: with
+/// PyTorch's initialisation and the 4096 features of h, the projection alone gave logits of ±100
+/// and a collapsed G on faces (measured).
+#[derive(Module, Debug)]
+pub struct ConvProjected {
+    pub d: super::dcgan::ConvDiscriminator,
+    pub embed: Linear,
+}
+
+/// The scaled D with the projection of `ConvProjected`.
+#[derive(Module, Debug)]
+pub struct ScaledProjected {
+    pub d: super::pyramid::ScaledDiscriminator,
+    pub embed: Linear,
+}
+
+/// The projection's V: [conditions → channels], zero, without bias.
+fn projection(conditions: usize, channels: usize, device: &Device) -> Linear {
+    Linear { weight: burn::module::Param::from_tensor(Tensor::zeros([conditions, channels], device)), bias: None }
+}
+
+/// fc(h) + ⟨embed(c), mean over positions of h⟩ for features `h` [B, C, H, W] and conditions `c` [B, K].
+fn project(fc: &Linear, embed: &Linear, h: Tensor<4>, c: Option<Tensor<2>>) -> Tensor<2> {
+    let [b, ch, hh, ww] = h.dims();
+    let out = kernels::linear(fc, h.clone().reshape([b, ch * hh * ww]), Act::None);
+    match c {
+        Some(c) => {
+            let pooled = h.reshape([b, ch, hh * ww]).mean_dim(2).reshape([b, ch]);
+            out + (kernels::linear(embed, c, Act::None) * pooled).sum_dim(1)
+        }
+        None => out,
+    }
+}
+
+/// A generator and its discriminator; `cond_dim > 0` makes both conditional (cGAN, or a DCGAN
+/// with `--condition`: `models::condition`).
 #[derive(Module, Debug)]
 pub struct Adversary {
     pub g: Generator,
@@ -171,22 +214,28 @@ impl Adversary {
     }
     /// D's logits [B, 1] for images in [-1, 1].
     pub fn discriminate(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
-        self.d.forward(self.with_cond(x, cond))
+        self.d.forward(x, cond)
     }
     /// D's logits with D's parameters held fixed, for G's update: gradients flow through D to the
     /// images (and so to G), but none are computed for D's own weights, which G's step would
     /// throw away (for DCGAN that is ~1/6 of the step's multiply-adds).
     pub fn discriminate_frozen(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
-        self.d.clone().no_grad().forward(self.with_cond(x, cond))
+        self.d.clone().no_grad().forward(x, cond)
     }
 }
 
 impl Discriminator {
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    /// Logits [B, 1] for flattened images and, for a conditional D, their condition rows.
+    pub fn forward(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
         match self {
-            Discriminator::Mlp(d) => d.forward(x),
+            Discriminator::Mlp(d) => d.forward(match cond {
+                Some(c) => Tensor::cat(vec![x, c], 1),
+                None => x,
+            }),
             Discriminator::Conv(d) => d.forward(x),
             Discriminator::Scaled(d) => d.forward(x),
+            Discriminator::ConvProjected(p) => project(&p.d.fc, &p.embed, p.d.features(x), cond),
+            Discriminator::ScaledProjected(p) => project(&p.d.fc, &p.embed, p.d.body.forward(x), cond),
         }
     }
 
@@ -194,28 +243,45 @@ impl Discriminator {
     pub fn sync_running_stats(&self) {
         match self {
             Discriminator::Mlp(_) => {}
-            Discriminator::Conv(d) => d.sync_running_stats(),
-            Discriminator::Scaled(d) => super::dcgan::sync_bn(&d.body.batch_norms()),
+            Discriminator::Conv(d) | Discriminator::ConvProjected(ConvProjected { d, .. }) => d.sync_running_stats(),
+            Discriminator::Scaled(d) | Discriminator::ScaledProjected(ScaledProjected { d, .. }) => {
+                super::dcgan::sync_bn(&d.body.batch_norms())
+            }
         }
     }
 }
 
-/// G and D of a GAN-family model: MLPs (conditioned on the label when the model is conditional)
-/// or the DCGAN convolutional networks; with `--ema`, G's weight average.
+/// G and D of a GAN-family model: MLPs (the condition concatenated to both inputs) or the DCGAN
+/// convolutional networks (the condition concatenated to G's code and projected in D); with
+/// `--ema`, G's weight average.
 pub fn build_adversary(spec: &ModelSpec, seed: u64, device: &Device, conv: bool) -> Net {
     let rng = &mut crate::util::rng(seed, crate::util::Stream::Init, 0);
     let (l, d) = (spec.latent_dim, spec.shape.len());
-    let c = if spec.kind.is_conditional() { spec.num_classes } else { 0 };
+    let c = spec.cond_dim();
     let new_g = |rng: &mut ChaCha8Rng| match (conv, spec.width) {
-        (true, Some(w)) => Generator::Scaled(super::pyramid::UpStack::new(l, spec.shape, w, rng, device)),
-        (true, None) => Generator::Conv(super::dcgan::ConvGenerator::new(l, 0, spec.shape, rng, device)),
+        (true, Some(w)) => Generator::Scaled(super::pyramid::UpStack::new(l + c, spec.shape, w, rng, device)),
+        (true, None) => Generator::Conv(super::dcgan::ConvGenerator::new(l, c, spec.shape, rng, device)),
         (false, _) => Generator::Mlp(MlpGenerator::new(l, c, d, rng, device)),
     };
     let g = new_g(rng);
     let d = match (conv, spec.width) {
-        (true, Some(w)) => Discriminator::Scaled(super::pyramid::ScaledDiscriminator::new(spec.shape, w, rng, device)),
+        (true, Some(w)) => {
+            let d = super::pyramid::ScaledDiscriminator::new(spec.shape, w, rng, device);
+            if c > 0 {
+                let embed = projection(c, d.body.out_len() / (super::pyramid::BASE * super::pyramid::BASE), device);
+                Discriminator::ScaledProjected(ScaledProjected { d, embed })
+            } else {
+                Discriminator::Scaled(d)
+            }
+        }
         (true, None) => {
-            Discriminator::Conv(super::dcgan::ConvDiscriminator::new(spec.shape, spec.d_conv3, rng, device))
+            let d = super::dcgan::ConvDiscriminator::new(spec.shape, spec.d_conv3, rng, device);
+            if c > 0 {
+                let embed = projection(c, d.fc.weight.dims()[0] / (spec.shape.height / 4 * (spec.shape.width / 4)), device);
+                Discriminator::ConvProjected(ConvProjected { d, embed })
+            } else {
+                Discriminator::Conv(d)
+            }
         }
         (false, _) => Discriminator::Mlp(MlpDiscriminator::new(d, c, rng, device)),
     };

@@ -4,6 +4,7 @@
 //! model has one).
 
 pub mod blocks;
+pub mod condition;
 pub mod game;
 mod net;
 pub mod prior;
@@ -11,6 +12,7 @@ pub mod pyramid;
 pub mod registry;
 pub mod text;
 
+pub use condition::Condition;
 pub use net::{Model, Net};
 pub use prior::Prior;
 pub use registry::{Family, ModelDecl};
@@ -133,6 +135,10 @@ pub struct ModelSpec {
     /// Text-conditioned models: vocabulary, class words, attribute thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<stackgan::TextSpec>,
+    /// What the model is conditioned on, where that is not what its kind implies (a class for
+    /// cvae/cgan, a caption for stackgan, nothing otherwise): `ModelSpec::condition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
 }
 
 /// Named scalar losses of one step; `total` is what is minimised.
@@ -160,8 +166,16 @@ impl ModelSpec {
         if self.hidden.contains(&0) {
             bail!("--hidden sizes must be positive, got {:?}", self.hidden);
         }
-        if self.kind.is_conditional() && self.num_classes < 2 {
-            bail!("model '{}' is conditional but the dataset has no class labels", self.kind.name());
+        match &*self.condition() {
+            Condition::Class { classes } if *classes < 2 => bail!(
+                "model '{}' is conditioned on a class but the dataset has no class labels{}",
+                self.kind.name(),
+                if self.kind.is_conditional() { " (datasets with attributes: --condition attributes)" } else { "" }
+            ),
+            Condition::Attributes { names, .. } if names.is_empty() => {
+                bail!("--condition attributes: no attributes named")
+            }
+            _ => {}
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             bail!("--beta must be a finite number ≥ 0, got {}", self.beta);

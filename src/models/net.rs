@@ -1,6 +1,6 @@
 //! `Net`, the trainable network of any model, and `Model`, a network ready to use on a device.
 
-use super::blocks::{self, one_hot};
+use super::blocks;
 use super::game::GameLoss;
 use super::{Losses, ModelSpec, aae, gan, stackgan, vae};
 use crate::models::ae;
@@ -46,23 +46,18 @@ impl Net {
         blocks::param_values(self)
     }
 
-    fn cond(&self, spec: &ModelSpec, labels: &[u8], device: &Device) -> Option<Tensor<2>> {
-        spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, device))
+    fn cond(spec: &ModelSpec, cond: &[f32], n: usize, device: &Device) -> Option<Tensor<2>> {
+        spec.cond_tensor(cond, n, device)
     }
 
-    /// Bags of words of the class captions of `labels` ("a seven"): how a text-conditioned model
-    /// answers the label-conditioned interface (`--class`, per-class grids, the explorer).
-    fn class_text(spec: &ModelSpec, m: &stackgan::StackGan, labels: &[u8], device: &Device) -> Tensor<2> {
-        let t = spec.text.as_ref().expect("text models carry a vocabulary");
-        stackgan::bag_of_words(&t.class_tokens(labels), m.vocab, device)
-    }
-
-    /// Training losses for a batch `x` [B, D]; `eps` [B, latent] is the reparameterisation noise.
-    pub fn losses(&self, spec: &ModelSpec, x: Tensor<2>, labels: &[u8], eps: Tensor<2>) -> Losses {
+    /// Training losses for a batch `x` [B, D] with its condition rows (`models::condition`);
+    /// `eps` [B, latent] is the reparameterisation noise.
+    pub fn losses(&self, spec: &ModelSpec, x: Tensor<2>, cond: &[f32], eps: Tensor<2>) -> Losses {
         let device = x.device();
+        let n = x.dims()[0];
         match self {
             Net::Ae(m) => m.losses(spec, x),
-            Net::Vae(m) => m.losses(spec, x, self.cond(spec, labels, &device), eps),
+            Net::Vae(m) => m.losses(spec, x, Self::cond(spec, cond, n, &device), eps),
             Net::Aae(m) => {
                 let recon = m.recon(x);
                 Losses { total: recon.clone(), terms: vec![("recon", recon)] }
@@ -70,7 +65,7 @@ impl Net {
             // Held-out view of the game: D's loss and outputs on real test images and on G(eps).
             Net::Gan(m) => {
                 let game = spec.kind.decl().game.expect("adversarial models declare their game");
-                let cond = self.cond(spec, labels, &device);
+                let cond = Self::cond(spec, cond, n, &device);
                 let lr = m.discriminate(x, cond.clone());
                 let lf = m.discriminate(m.generate(eps, cond.clone()), cond);
                 Losses {
@@ -82,10 +77,10 @@ impl Net {
                     ],
                 }
             }
-            // Both stages' discriminators on real test images and samples, with class captions.
+            // Both stages' discriminators on real test images and samples, with their captions.
             Net::Stack(m) => {
                 let game = GameLoss::NonSaturating;
-                let bow = Self::class_text(spec, m, labels, &device);
+                let bow = Self::cond(spec, cond, n, &device).expect("text models are conditioned");
                 let low = stackgan::downsample2(x.clone(), spec.shape);
                 let (z, e) = m.split_code(eps);
                 let (f1, _) = m.g1.forward(z, bow.clone(), e.clone());
@@ -106,26 +101,26 @@ impl Net {
         }
     }
 
-    /// Images in [0,1] for codes `z` [B, latent] (and labels for conditional models).
-    pub fn decode(&self, spec: &ModelSpec, z: Tensor<2>, labels: &[u8]) -> Tensor<2> {
+    /// Images in [0,1] for codes `z` [B, latent] with their condition rows (empty: the default).
+    pub fn decode(&self, spec: &ModelSpec, z: Tensor<2>, cond: &[f32]) -> Tensor<2> {
         let device = z.device();
+        let c = Self::cond(spec, cond, z.dims()[0], &device);
         match self {
             Net::Ae(m) => m.decode(z),
-            Net::Vae(m) => m.decode(z, self.cond(spec, labels, &device)),
+            Net::Vae(m) => m.decode(z, c),
             Net::Aae(m) => m.decode(z),
-            Net::Gan(m) => (m.generate_samples(z, self.cond(spec, labels, &device)) + 1.0) * 0.5,
-            Net::Stack(m) => {
-                (m.generate(z, Self::class_text(spec, m, labels, &device), stackgan::Stage::Two) + 1.0) * 0.5
-            }
+            Net::Gan(m) => (m.generate_samples(z, c) + 1.0) * 0.5,
+            Net::Stack(m) => (m.generate(z, c.expect("text models are conditioned"), stackgan::Stage::Two) + 1.0) * 0.5,
         }
     }
 
     /// The encoder's point estimate of the code (AE/AAE code, VAE posterior mean); None for GANs.
-    pub fn encode_mean(&self, spec: &ModelSpec, x: Tensor<2>, labels: &[u8]) -> Option<Tensor<2>> {
+    pub fn encode_mean(&self, spec: &ModelSpec, x: Tensor<2>, cond: &[f32]) -> Option<Tensor<2>> {
         let device = x.device();
+        let n = x.dims()[0];
         match self {
             Net::Ae(m) => Some(m.encode(x)),
-            Net::Vae(m) => Some(m.encode(x, self.cond(spec, labels, &device)).0),
+            Net::Vae(m) => Some(m.encode(x, Self::cond(spec, cond, n, &device)).0),
             Net::Aae(m) => Some(m.encode(x)),
             Net::Gan(_) | Net::Stack(_) => None,
         }
@@ -145,8 +140,9 @@ impl Model {
         super::prior::sample_prior(self.spec.prior, n, self.spec.latent_dim, rng)
     }
 
-    /// Decode host codes to host images in [0,1], batched.
-    pub fn decode_host(&self, z: &[f32], labels: &[u8]) -> Vec<f32> {
+    /// Decode host codes to host images in [0,1], batched, with host condition rows (empty: the
+    /// default rows of `ModelSpec::cond_default`).
+    pub fn decode_host(&self, z: &[f32], cond: &[f32]) -> Vec<f32> {
         let l = self.spec.latent_dim;
         let n = z.len() / l;
         let net = self.net.valid();
@@ -154,25 +150,25 @@ impl Model {
         for start in (0..n).step_by(1000) {
             let end = (start + 1000).min(n);
             let zt = blocks::matrix(z[start * l..end * l].to_vec(), end - start, l, &self.device);
-            let lab = if labels.is_empty() { vec![0; end - start] } else { labels[start..end].to_vec() };
-            out.extend(blocks::to_vec(net.decode(&self.spec, zt, &lab)));
+            out.extend(blocks::to_vec(net.decode(&self.spec, zt, self.spec.cond_slice(cond, start, end))));
         }
         out
     }
 
     /// The mean codes of every image of `data` (grey levels, in the model's input range; each
-    /// image with its label for a conditional encoder) [data.n × latent].
+    /// image with its condition for a conditional encoder) [data.n × latent].
     pub fn encode_dataset(&self, data: &crate::data::Dataset) -> Result<Vec<f32>> {
         let loader = crate::data::Loader::new(data, 1000, crate::data::Binarize::None, self.spec.kind.range(), 0);
         let mut codes = Vec::with_capacity(data.n * self.spec.latent_dim);
         for b in loader.eval_batches(1000) {
-            codes.extend(self.encode_host(&b.x, &b.labels)?);
+            codes.extend(self.encode_host(&b.x, &self.spec.cond_of_data(data, &b.idx))?);
         }
         Ok(codes)
     }
 
-    /// Encode host images (in model input range) to their mean codes, batched.
-    pub fn encode_host(&self, x: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
+    /// Encode host images (in model input range) with their condition rows to their mean codes,
+    /// batched.
+    pub fn encode_host(&self, x: &[f32], cond: &[f32]) -> Result<Vec<f32>> {
         if !self.spec.kind.has_encoder() {
             bail!(
                 "model '{}' has no encoder (a GAN only generates); use an ae, vae, cvae or aae run",
@@ -186,8 +182,8 @@ impl Model {
         for start in (0..n).step_by(1000) {
             let end = (start + 1000).min(n);
             let xt = blocks::matrix(x[start * d..end * d].to_vec(), end - start, d, &self.device);
-            let lab = if labels.is_empty() { vec![0; end - start] } else { labels[start..end].to_vec() };
-            out.extend(blocks::to_vec(net.encode_mean(&self.spec, xt, &lab).expect("encoder models encode")));
+            let c = self.spec.cond_slice(cond, start, end);
+            out.extend(blocks::to_vec(net.encode_mean(&self.spec, xt, c).expect("encoder models encode")));
         }
         Ok(out)
     }

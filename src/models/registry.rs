@@ -150,8 +150,11 @@ pub const FACE_VAE_EPOCHS: u64 = 20;
 
 /// Options every GAN accepts.
 pub const GAN_OPTIONS: &[&str] = &["prior", "lr_d", "d_steps", "label_smoothing", "ema"];
-/// Options of the convolutional GANs: the GAN's and the width of the scaled networks.
-pub const CONV_GAN_OPTIONS: &[&str] = &["prior", "lr_d", "d_steps", "label_smoothing", "ema", "width"];
+/// Options of the conditional GAN: the GAN's and what it is conditioned on.
+pub const CGAN_OPTIONS: &[&str] = &["prior", "lr_d", "d_steps", "label_smoothing", "ema", "condition"];
+/// Options of the convolutional GANs: the GAN's, the width of the scaled networks, and a
+/// condition (which makes them conditional: `gan::ConvProjected`).
+pub const CONV_GAN_OPTIONS: &[&str] = &["prior", "lr_d", "d_steps", "label_smoothing", "ema", "width", "condition"];
 
 /// Adam with β1 = 0.5 for both players, as in Radford et al.
 pub const GAN_OPTIMIZERS: &[Adam] = &[Adam { updates: "G", beta1: 0.5 }, Adam { updates: "D", beta1: 0.5 }];

@@ -1,7 +1,7 @@
 //! Variational autoencoder (Kingma & Welling 2014): the encoder gives q(z|x) = N(μ, diag σ²), a
 //! sample z = μ + σ·ε (reparameterisation trick) is decoded, and the loss is the negative ELBO
 //! = reconstruction NLL + β·KL(q(z|x) ‖ N(0, I)), all in nats per image. With `cond_dim > 0` both
-//! encoder and decoder also see a one-hot condition: that is the CVAE (see `cvae.rs`).
+//! encoder and decoder also see a condition row: that is the CVAE (see `cvae.rs`).
 
 use super::blocks::{Mlp, gaussian_nll, kl_std_normal, linear};
 use super::pyramid::{DownStack, UpStack};
@@ -369,8 +369,7 @@ pub const DECL: ModelDecl = ModelDecl {
     held_out: super::ae::NATS,
     collapse_below: None,
     build: |spec, seed, device| {
-        let cond = if spec.kind.is_conditional() { spec.num_classes } else { 0 };
-        Net::Vae(Vae::new(spec, cond, &mut crate::util::rng(seed, crate::util::Stream::Init, 0), device))
+        Net::Vae(Vae::new(spec, spec.cond_dim(), &mut crate::util::rng(seed, crate::util::Stream::Init, 0), device))
     },
     check: registry::no_check,
     activations: super::ae::DECL.activations,

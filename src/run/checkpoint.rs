@@ -175,6 +175,7 @@ mod tests {
                     ema: None,
                     width: None,
                     text: None,
+                    condition: None,
                 },
                 class_names: vec![],
                 latentlab_version: "x".into(),

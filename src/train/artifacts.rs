@@ -10,15 +10,26 @@ use crate::viz;
 use anyhow::Result;
 use serde_json::Value;
 
-/// Fixed codes for the per-epoch sample grid: conditional models get one row per class.
-pub fn fixed_grid_codes(model: &Model, seed: u64) -> (Vec<f32>, Vec<u8>, usize) {
-    let k = model.spec.num_classes;
-    if model.spec.kind.is_conditional() {
+/// Fixed codes for the per-epoch sample grid, with their labels and condition rows: class
+/// models get one row per class; attribute models eight rows of real attribute combinations, the
+/// same eight codes in each row (so a column is one code under eight conditions).
+pub fn fixed_grid_codes(model: &Model, seed: u64) -> (Vec<f32>, Vec<u8>, Vec<f32>, usize) {
+    let spec = &model.spec;
+    let k = spec.num_classes;
+    if spec.has_classes() {
         let n = k * 8;
         let z = model.prior(n, &mut rng(seed, Stream::FixedNoise, 0));
-        (z, (0..n).map(|i| (i / 8) as u8).collect(), 8)
+        let labels: Vec<u8> = (0..n).map(|i| (i / 8) as u8).collect();
+        let cond = spec.class_rows_of(&labels);
+        (z, labels, cond, 8)
+    } else if spec.is_conditioned() {
+        let z = model.prior(8, &mut rng(seed, Stream::FixedNoise, 0)).repeat(8);
+        let rows = spec.cond_default(8);
+        let d = spec.cond_dim();
+        let cond = (0..64).flat_map(|i| rows[(i / 8) * d..(i / 8 + 1) * d].to_vec()).collect();
+        (z, vec![], cond, 8)
     } else {
-        (model.prior(64, &mut rng(seed, Stream::FixedNoise, 0)), vec![], 8)
+        (model.prior(64, &mut rng(seed, Stream::FixedNoise, 0)), vec![], vec![], 8)
     }
 }
 
@@ -31,8 +42,8 @@ pub(super) fn epoch_pictures(
     data: &Splits,
     epoch: u64,
 ) -> Result<Vec<u8>> {
-    let (z, labels, ncol) = fixed_grid_codes(model, cfg.seed);
-    let imgs = model.decode_host(&z, &labels);
+    let (z, labels, cond, ncol) = fixed_grid_codes(model, cfg.seed);
+    let imgs = model.decode_host(&z, &cond);
     let png = viz::grid::png_bytes(&viz::grid::grid_image(&imgs, model.spec.shape, ncol))?;
     crate::util::write_atomic(&dir.samples().join(format!("epoch-{epoch:03}.png")), &png)?;
     if model.spec.kind.decl().text {
@@ -56,8 +67,9 @@ pub fn recon_grid(model: &Model, data: &Splits, path: &std::path::Path) -> Resul
     let head = data.test.head(16);
     let loader = Loader::new(&head, 16, crate::data::Binarize::None, Range::Unit, 0);
     let b = &loader.eval_batches(16)[0];
-    let z = model.encode_host(&b.x, &b.labels)?;
-    let rec = model.decode_host(&z, &b.labels);
+    let cond = model.spec.cond_of_data(&head, &b.idx);
+    let z = model.encode_host(&b.x, &cond)?;
+    let rec = model.decode_host(&z, &cond);
     let mut both = b.x.clone();
     both.extend(rec);
     viz::grid::save_grid(&both, model.spec.shape, 8, path)
@@ -65,8 +77,8 @@ pub fn recon_grid(model: &Model, data: &Splits, path: &std::path::Path) -> Resul
 
 pub(super) fn final_pictures(dir: &RunDir, cfg: &RunConfig, model: &Model, data: &Splits) -> Result<()> {
     let fin = dir.final_dir();
-    let (z, labels, ncol) = fixed_grid_codes(model, cfg.seed);
-    viz::grid::save_grid(&model.decode_host(&z, &labels), model.spec.shape, ncol, &fin.join("samples.png"))?;
+    let (z, labels, cond, ncol) = fixed_grid_codes(model, cfg.seed);
+    viz::grid::save_grid(&model.decode_host(&z, &cond), model.spec.shape, ncol, &fin.join("samples.png"))?;
     if model.spec.kind.decl().text {
         viz::grid::save_grid(&stage_one(model, &z, &labels)?, model.spec.shape, ncol, &fin.join("samples-stage1.png"))?;
         // Captions × samples: the same 8 codes in every row.

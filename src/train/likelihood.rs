@@ -14,12 +14,12 @@ pub fn step(
     spec: &ModelSpec,
     lr: f64,
     x: Tensor<2>,
-    labels: &[u8],
+    cond: &[f32],
     rng: &mut ChaCha8Rng,
 ) -> (Net, Vec<(&'static str, f64)>) {
     let (b, l, k) = (x.dims()[0], spec.latent_dim, spec.objective.draws());
     let eps = matrix(normal_vec(rng, b * k * l), b * k, l, &x.device());
-    let losses = net.losses(spec, x, labels, eps);
+    let losses = net.losses(spec, x, cond, eps);
     let values = losses.values();
     let grads = GradientsParams::from_grads(losses.total.backward(), &net);
     (opt.step(lr, net, grads), values)

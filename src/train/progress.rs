@@ -47,14 +47,14 @@ pub(super) fn fmt_losses(v: &Value) -> String {
 
 /// Mean losses over evaluation batches (per image), with fixed noise: a GAN's codes, drawn from
 /// its prior, or a VAE's reparameterisation noise (its prior is always N(0, I)).
-pub fn evaluate(model: &Model, batches: &[Batch]) -> Value {
+pub fn evaluate(model: &Model, data: &crate::data::Dataset, batches: &[Batch]) -> Value {
     let mut acc = Sums::new();
     let (l, k) = (model.spec.latent_dim, model.spec.objective.draws());
     for (i, b) in batches.iter().enumerate() {
         let x = matrix(b.x.clone(), b.n, model.spec.shape.len(), &model.device);
         let noise = sample_prior(model.spec.prior, b.n * k, l, &mut rng(0x7E57, Stream::Eval, i as u64));
         let eps = matrix(noise, b.n * k, l, &model.device);
-        for (k, v) in model.net.losses(&model.spec, x, &b.labels, eps).values() {
+        for (k, v) in model.net.losses(&model.spec, x, &model.spec.cond_of_data(data, &b.idx), eps).values() {
             let e = acc.entry(k.to_string()).or_default();
             e.0 += v * b.n as f64;
             e.1 += b.n as u64;

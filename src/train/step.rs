@@ -4,21 +4,31 @@
 use crate::config::RunConfig;
 use crate::data::captions::{TextData, vocabulary};
 use crate::data::{ImageShape, Splits};
-use crate::models::blocks::one_hot;
+use crate::models::condition::{self, Choice};
 use crate::models::stackgan::TextSpec;
 use crate::models::{ModelSpec, Net};
 use burn::optim::ModuleOptimizer;
 
-/// The model spec a config implies on a dataset (with its captions, for text models).
-pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> ModelSpec {
-    ModelSpec {
+/// The model spec a config implies on a dataset (with its captions, for text models, and what it
+/// is conditioned on); errors name a `--condition` the data cannot give.
+pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> anyhow::Result<ModelSpec> {
+    let choice = cfg.condition.as_deref().map(str::parse::<Choice>).transpose().map_err(anyhow::Error::msg)?;
+    Ok(ModelSpec {
         text: text.map(|t| TextSpec {
             vocab: vocabulary(&t.train),
             class_words: t.class_words.clone(),
             thresholds: t.thresholds.clone(),
         }),
+        condition: condition::resolve(cfg.model, choice.as_ref(), &data.train, cfg.seed)?,
         ..spec_of(cfg, data.train.shape, data.train.num_classes)
-    }
+    })
+}
+
+/// What the run will be conditioned on, checked against the data before a run folder exists (a
+/// `--condition` the data cannot give is an error that leaves nothing behind).
+pub fn check_condition(cfg: &RunConfig, data: &Splits) -> anyhow::Result<()> {
+    let choice = cfg.condition.as_deref().map(str::parse::<Choice>).transpose().map_err(anyhow::Error::msg)?;
+    condition::resolve(cfg.model, choice.as_ref(), &data.train, cfg.seed).map(|_| ())
 }
 
 /// The spec a config implies on images of `shape` with `num_classes` labels, without captions.
@@ -40,6 +50,7 @@ pub fn spec_of(cfg: &RunConfig, shape: ImageShape, num_classes: usize) -> ModelS
         ema: cfg.ema,
         width,
         text: None,
+        condition: None,
     }
 }
 
@@ -57,8 +68,8 @@ pub fn optimizers(spec: &ModelSpec) -> Vec<ModuleOptimizer> {
     spec.kind.decl().optimizers.iter().map(|a| super::optim::FusedAdam::new(a.beta1).init()).collect()
 }
 
-/// One optimiser step of any model kind on batch `x` at learning rate `lr` (what `train` and
-/// `bench` both run).
+/// One optimiser step of any model kind on batch `x` (with its condition rows, `models::condition`)
+/// at learning rate `lr` (what `train` and `bench` both run).
 #[allow(clippy::too_many_arguments)]
 pub fn step(
     net: Net,
@@ -67,14 +78,14 @@ pub fn step(
     cfg: &RunConfig,
     lr: f64,
     x: burn::prelude::Tensor<2>,
-    labels: &[u8],
+    cond: &[f32],
     text: Option<&super::stack::TextBatch>,
     noise: &mut rand_chacha::ChaCha8Rng,
 ) -> (Net, Vec<(&'static str, f64)>) {
     match net {
         Net::Stack(_) => super::stack::step(net, optims, spec, cfg, lr, x, text, noise),
         Net::Gan(m) => {
-            let cond = spec.kind.is_conditional().then(|| one_hot(labels, spec.num_classes, &x.device()));
+            let cond = spec.cond_tensor(cond, x.dims()[0], &x.device());
             let (m, v) = super::adversarial::gan_step(m, optims, spec, cfg, lr, x, cond, noise);
             (Net::Gan(m), v)
         }
@@ -82,6 +93,6 @@ pub fn step(
             let (m, v) = super::adversarial::aae_step(m, optims, spec, cfg, lr, x, noise);
             (Net::Aae(m), v)
         }
-        other => super::likelihood::step(other, &mut optims[0], spec, lr, x, labels, noise),
+        other => super::likelihood::step(other, &mut optims[0], spec, lr, x, cond, noise),
     }
 }

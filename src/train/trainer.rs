@@ -5,7 +5,7 @@
 use super::artifacts::{epoch_pictures, final_pictures};
 use super::log::MetricsLog;
 use super::progress::{evaluate, fmt_losses, means, progress_bar};
-pub use super::step::{optimizers, spec_for, spec_of, step};
+pub use super::step::{check_condition, optimizers, spec_for, spec_of, step};
 use super::tensorboard::TbWriter;
 use crate::artifacts::{Status, Summary};
 use crate::backend;
@@ -99,7 +99,7 @@ fn run_loop(
     let ad = base.clone().autodiff();
     // Text models train on captions: the data's own, or ones made from its labels and pixels.
     let text_data = cfg.model.decl().text.then(|| crate::data::captions::for_splits(&cfg.dataset, data)).transpose()?;
-    let mut spec = spec_for(cfg, data, text_data.as_ref());
+    let mut spec = spec_for(cfg, data, text_data.as_ref())?;
     // A run keeps the architecture it started with: a DCGAN from before D's 3×3 layer resumes
     // without it (the layer is the release's, not the config's).
     if let Some(ck) = &resume {
@@ -205,7 +205,9 @@ fn run_loop(
                 let stage = if state.step < stage_two_from { 1 } else { 2 };
                 super::stack::text_batch(&captions, idx, &batch.labels, cfg.seed, state.step, stage)
             });
-            let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &batch.labels, text.as_ref(), noise);
+            // Text models draw their captions above; the others' condition comes with the images.
+            let cond = if text.is_some() { Vec::new() } else { spec.cond_of_data(&data.train, &batch.idx) };
+            let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &cond, text.as_ref(), noise);
             net = next;
             let mut values = values;
             if injected_nan(state.step + 1) {
@@ -282,7 +284,7 @@ fn run_loop(
         state.epoch += 1;
         state.batch_in_epoch = 0;
         let model = Model { spec: spec.clone(), net: net.valid(), device: base.clone() };
-        let test = evaluate(&model, &test_batches);
+        let test = evaluate(&model, &data.test, &test_batches);
         let train_means = means(&std::mem::take(&mut state.epoch_sums));
         let sps = epoch_samples as f64 / epoch_secs.max(1e-9);
         let line = json!({
@@ -334,7 +336,7 @@ fn run_loop(
 
     // Final pictures, curves and summary from the model as it ends.
     let model = Model { spec: spec.clone(), net: net.valid(), device: base };
-    let test = evaluate(&model, &test_batches);
+    let test = evaluate(&model, &data.test, &test_batches);
     final_pictures(dir, cfg, &model, data)?;
     if crate::util::fault("kill-before-summary") {
         // A kill at the worst moment of the final phase: pictures written, no summary yet.

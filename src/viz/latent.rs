@@ -162,8 +162,13 @@ pub fn latent_map(
             z.extend((0..d).map(|j| (mean[j] + a * axes[0][j] + b * axes[1][j]) as f32));
         }
     }
-    let labels = if spec.kind.is_conditional() { vec![class; grid * grid] } else { vec![] };
-    let imgs = model.decode_host(&z, &labels);
+    // One condition for the whole map: the class asked for, or every attribute at its mean.
+    let one = if spec.has_classes() {
+        spec.class_rows_of(&[class])
+    } else {
+        spec.cond_rows(&crate::models::condition::Request::Attrs(vec![]), 1).unwrap_or_default()
+    };
+    let imgs = model.decode_host(&z, &one.repeat(grid * grid));
     let manifold = out.join("latent-manifold.png");
     super::grid::save_grid(&imgs, spec.shape, grid, &manifold)?;
     Ok(vec![scatter, manifold])

@@ -44,6 +44,9 @@ pub struct Ctx<'a> {
     pub train_sub: &'a Dataset,
     /// Features of the samples and of `test`, when a feature-space metric was requested.
     pub emb: Option<&'a (Embedding, Embedding)>,
+    /// The attributes each sample was drawn with (models conditioned on attributes): names and
+    /// rows of ±1, one row per sample.
+    pub conditions: Option<(&'a [String], &'a [f32])>,
 }
 
 impl Ctx<'_> {

@@ -48,7 +48,7 @@ fn bounds(
     let bin = if binarize == Binarize::None { Binarize::None } else { Binarize::Dynamic };
     let batches = Loader::new(&test, 1000, bin, Range::Unit, 0).eval_batches(1000);
     let x: Vec<f32> = batches.iter().flat_map(|b| b.x.iter().copied()).collect();
-    let labels: Vec<u8> = batches.iter().flat_map(|b| b.labels.iter().copied()).collect();
+    let labels: Vec<f32> = batches.iter().flat_map(|b| model.spec.cond_of_data(&test, &b.idx)).collect();
     let pb = crate::train::progress(n as u64, &format!("IWAE k={}", o.iwae_k), o.verbose);
     let t = Instant::now();
     let b =

@@ -180,6 +180,7 @@
       space: null,
       label: 0,                 // the class decoded with, for conditional models
       caption: "",              // text models: the caption decoded with (empty: the class)
+      attrs: "",                // attribute models: e.g. "Smiling,-Male" (empty: each at its average)
       code: null,               // the current (fixed) code
       codeImage: null,          // its decoded image, once known
       source: null,             // the test image it came from: {index, label, image, edited}
@@ -247,6 +248,12 @@
     $("class-picker").hidden = !run.conditional;
     $("caption-picker").hidden = !run.text;
     $("caption").value = "";
+    const attrs = run.attributes || [];
+    $("attr-picker").hidden = attrs.length === 0;
+    $("attrs").value = "";
+    // A chip per attribute: a click cycles it through present, absent and unstated.
+    $("attr-chips").replaceChildren(...attrs.map((name) =>
+      el("button", { type: "button", "data-name": name, "data-state": "any", title: "present / absent / either" }, name)));
     $("class").replaceChildren(...classes.map((name, k) => el("option", { value: k }, name)));
     document.body.classList.toggle("unavailable", Boolean(run.error));
     $("unavailable").hidden = !run.error;
@@ -311,6 +318,7 @@
     const body = { codes, format: "json" };
     if (s.run.text && s.caption) body.caption = s.caption;
     else if (s.run.conditional) body.labels = s.label;
+    else if (s.attrs) body.attrs = s.attrs;
     return api(runPath(s, "decode"), body);
   }
 
@@ -349,6 +357,11 @@
   const planeOf = (sp, code) => [coefficient(sp, code, 0), sp.directions[1] ? coefficient(sp, code, 1) : 0];
 
   function currentCaption(s) {
+    const base = codeCaption(s);
+    return s.attrs ? `${base}, drawn with ${s.attrs}` : base;
+  }
+
+  function codeCaption(s) {
     const [u, v] = planeOf(s.space, s.code);
     const at = `(${fmt(u)}, ${s.space.directions[1] ? fmt(v) : "–"})`;
     if (!s.source) return `Current code at ${at}`;
@@ -630,7 +643,7 @@
       picks = r.codes.map((code, i) =>
         ({ code, image: r.images[i], label: r.labels ? r.labels[i] : null, index: indices[i] }));
     } else {
-      const label = s.run.conditional ? `&label=${s.label}` : "";
+      const label = s.run.conditional ? `&label=${s.label}` : s.attrs ? `&attrs=${encodeURIComponent(s.attrs)}` : "";
       const r = await api(runPath(s, `samples?n=${PICKS}&seed=${s.seed}${label}`));
       picks = r.codes.map((code, i) =>
         ({ code, image: r.images[i], label: r.labels ? r.labels[i] : null, index: null }));
@@ -984,6 +997,36 @@
         s.requestDecode({ code: s.code, preview: false });
         if ($("show-grid").checked) await loadGrid(s);
       }), 300);
+    });
+
+    // Attributes (attribute-conditioned models): typed or toggled, they re-decode the same code
+    // once the list settles; an unknown name shows the server's message naming it.
+    let attrTimer = null;
+    const chipsFromText = () => {
+      const stated = new Map($("attrs").value.split(",").map((t) => t.trim()).filter(Boolean)
+        .map((t) => (t.startsWith("-") ? [t.slice(1), "off"] : [t.replace(/^\+/, ""), "on"])));
+      for (const b of $("attr-chips").children) b.dataset.state = stated.get(b.dataset.name) || "any";
+    };
+    $("attrs").addEventListener("input", () => {
+      chipsFromText();
+      clearTimeout(attrTimer);
+      attrTimer = setTimeout(action(async () => {
+        const s = S;
+        if (!s || !s.space) return;
+        s.attrs = $("attrs").value.trim();
+        s.grid = null;
+        s.codeImage = null;
+        s.requestDecode({ code: s.code, preview: false });
+        if ($("show-grid").checked) await loadGrid(s);
+      }), 300);
+    });
+    $("attr-chips").addEventListener("click", (e) => {
+      const b = e.target.closest("button");
+      if (!b) return;
+      b.dataset.state = { any: "on", on: "off", off: "any" }[b.dataset.state];
+      $("attrs").value = [...$("attr-chips").children].filter((c) => c.dataset.state !== "any")
+        .map((c) => (c.dataset.state === "off" ? "-" : "") + c.dataset.name).join(",");
+      $("attrs").dispatchEvent(new Event("input"));
     });
 
     $("class").addEventListener("change", action(async () => {
