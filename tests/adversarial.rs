@@ -339,3 +339,38 @@ impl burn::module::ModuleMapper for Shift {
         p.map(|t| t.add_scalar(s))
     }
 }
+
+/// A DCGAN conditioned on attributes trains its projection D matching-aware: D's loss is the real
+/// term, half the fake term and half the term of real images given another image's condition
+/// (the batch's conditions shifted by one), each recomputed here from D's own outputs.
+#[test]
+fn a_projected_d_also_learns_that_real_images_with_wrong_conditions_are_fake() {
+    let device = Device::flex();
+    let shape = ImageShape { channels: 3, height: 16, width: 16 };
+    let condition = latentlab::models::Condition::Attributes {
+        names: vec!["Male".into(), "Smiling".into()],
+        rates: vec![0.4, 0.5],
+        examples: vec!["10".into()],
+    };
+    let spec = ModelSpec { width: Some(4), condition: Some(condition), ..spec(ModelKind::Dcgan, shape) };
+    let Net::Gan(mut m) = Net::new(&spec, 5, &device) else { unreachable!() };
+    let Discriminator::ScaledProjected(p) = &mut m.d else { panic!("not a projection D") };
+    // Give the projection weights so that the condition matters (it starts at zero).
+    p.embed.weight = burn::module::Param::from_tensor(p.embed.weight.val().ones_like().mul_scalar(5.0));
+    let b = 4;
+    // The pixels need not be faces: any images of a shape D takes.
+    let pixels: Vec<f32> = (0..b * shape.len()).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let x = matrix(pixels.clone(), b, shape.len(), &device);
+    let fake = matrix(pixels.iter().map(|v| -v).collect(), b, shape.len(), &device);
+    let rows = vec![1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0];
+    let cond = matrix(rows.clone(), b, 2, &device);
+    let game = GameLoss::NonSaturating;
+    let (loss, lr, lf) = latentlab::train::adversarial::d_loss(&m, x.clone(), fake, Some(cond), game, 1.0);
+    let shifted: Vec<f32> = rows[2..].iter().chain(&rows[..2]).copied().collect();
+    let lw = m.discriminate(x, Some(matrix(shifted, b, 2, &device)));
+    let want = to_vec(bce_logits(lr.clone(), 1.0))[0]
+        + 0.5 * to_vec(bce_logits(lf, 0.0))[0]
+        + 0.5 * to_vec(bce_logits(lw, 0.0))[0];
+    let got = to_vec(loss)[0];
+    assert!((got - want).abs() < 1e-5, "D's loss {got}, real + ½ fake + ½ mismatched = {want}");
+}

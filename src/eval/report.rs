@@ -349,12 +349,15 @@ pub fn table(r: &EvalReport) -> String {
         s.push_str(&format!("{:<20} {:>12}  {note}\n", "attribute gap (↓)", f(r.attribute_gap, 4)));
         if let Some(a) = &r.condition_agreement {
             let note = format!(
-                "chance {}, ceiling {} over {} attributes",
+                "balanced accuracy: chance {}, ceiling {}; plain agreement {} (chance {}, ceiling {}); {} attributes",
+                f(Some(a.balanced_chance), 3),
+                f(Some(a.balanced_ceiling), 3),
+                f(Some(a.mean), 3),
                 f(Some(a.chance), 3),
                 f(Some(a.ceiling), 3),
                 a.per_attribute.len()
             );
-            s.push_str(&format!("{:<20} {:>12}  {note}\n", "condition agreement", f(Some(a.mean), 3)));
+            s.push_str(&format!("{:<20} {:>12}  {note}\n", "condition agreement", f(Some(a.balanced), 3)));
         }
     }
     for (k, n) in r.notes.iter() {

@@ -225,6 +225,11 @@ impl Adversary {
 }
 
 impl Discriminator {
+    /// Conditioned by projection (a conditional convolutional D, trained matching-aware).
+    pub fn is_projected(&self) -> bool {
+        matches!(self, Discriminator::ConvProjected(_) | Discriminator::ScaledProjected(_))
+    }
+
     /// Logits [B, 1] for flattened images and, for a conditional D, their condition rows.
     pub fn forward(&self, x: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
         match self {

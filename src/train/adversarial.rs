@@ -48,9 +48,21 @@ pub fn d_loss(
     game: GameLoss,
     real_target: f64,
 ) -> (Tensor<1>, Tensor<2>, Tensor<2>) {
-    let lr = m.discriminate(x, cond.clone());
-    let lf = m.discriminate(fake.detach(), cond);
-    (game.d_loss(lr.clone(), lf.clone(), real_target), lr, lf)
+    let lr = m.discriminate(x.clone(), cond.clone());
+    let lf = m.discriminate(fake.detach(), cond.clone());
+    let loss = match cond.filter(|_| m.d.is_projected()) {
+        // Matching-aware (Reed et al. 2016's GAN-CLS, as the StackGAN's discriminators): real images
+        // with another image's condition are fakes too, half the weight of G's, so D must check
+        // that image and condition agree, not only that the image is real.
+        Some(c) => {
+            let b = c.dims()[0];
+            let wrong = Tensor::cat(vec![c.clone().slice(1..b), c.slice(0..1)], 0);
+            let lw = m.discriminate(x, Some(wrong));
+            game.d_loss(lr.clone(), lf.clone(), real_target) * 0.5 + game.d_loss(lr.clone(), lw, real_target) * 0.5
+        }
+        None => game.d_loss(lr.clone(), lf.clone(), real_target),
+    };
+    (loss, lr, lf)
 }
 
 /// One GAN iteration: `cfg.d_steps` D updates (fresh z each), then one G update that reuses the
