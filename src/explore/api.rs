@@ -381,10 +381,18 @@ fn conds(l: &Loaded, given: Option<Labels>, attrs: Option<&str>, n: usize) -> Ap
         // Text models decode with the caption of class 0 unless a caption is given.
         None if spec.kind.decl().text => return Ok(spec.class_rows_of(&vec![0; n])),
         None => return Ok(vec![]),
+        Some(_) if !spec.is_conditioned() => {
+            return Err(ApiError::bad(format!(
+                "labels: model '{}' is not conditional; leave labels out",
+                spec.kind.name()
+            )));
+        }
         Some(_) if !by_class => {
             return Err(ApiError::bad(format!(
-                "labels: model '{}' is not conditioned on a class; leave labels out",
-                spec.kind.name()
+                "labels: model '{}' is not conditioned on a class but on {}; leave labels out{}",
+                spec.kind.name(),
+                spec.condition().describe(),
+                if named.is_empty() { "" } else { " (use attrs)" }
             )));
         }
         Some(Labels::One(k)) => vec![k; n],
