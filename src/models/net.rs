@@ -46,10 +46,6 @@ impl Net {
         blocks::param_values(self)
     }
 
-    fn cond(spec: &ModelSpec, cond: &[f32], n: usize, device: &Device) -> Option<Tensor<2>> {
-        spec.cond_tensor(cond, n, device)
-    }
-
     /// Training losses for a batch `x` [B, D] with its condition rows (`models::condition`);
     /// `eps` [B, latent] is the reparameterisation noise.
     pub fn losses(&self, spec: &ModelSpec, x: Tensor<2>, cond: &[f32], eps: Tensor<2>) -> Losses {
@@ -57,7 +53,7 @@ impl Net {
         let n = x.dims()[0];
         match self {
             Net::Ae(m) => m.losses(spec, x),
-            Net::Vae(m) => m.losses(spec, x, Self::cond(spec, cond, n, &device), eps),
+            Net::Vae(m) => m.losses(spec, x, spec.cond_tensor(cond, n, &device), eps),
             Net::Aae(m) => {
                 let recon = m.recon(x);
                 Losses { total: recon.clone(), terms: vec![("recon", recon)] }
@@ -65,7 +61,7 @@ impl Net {
             // Held-out view of the game: D's loss and outputs on real test images and on G(eps).
             Net::Gan(m) => {
                 let game = spec.kind.decl().game.expect("adversarial models declare their game");
-                let cond = Self::cond(spec, cond, n, &device);
+                let cond = spec.cond_tensor(cond, n, &device);
                 let lr = m.discriminate(x, cond.clone());
                 let lf = m.discriminate(m.generate(eps, cond.clone()), cond);
                 Losses {
@@ -80,7 +76,7 @@ impl Net {
             // Both stages' discriminators on real test images and samples, with their captions.
             Net::Stack(m) => {
                 let game = GameLoss::NonSaturating;
-                let bow = Self::cond(spec, cond, n, &device).expect("text models are conditioned");
+                let bow = spec.cond_tensor(cond, n, &device).expect("text models are conditioned");
                 let low = stackgan::downsample2(x.clone(), spec.shape);
                 let (z, e) = m.split_code(eps);
                 let (f1, _) = m.g1.forward(z, bow.clone(), e.clone());
@@ -104,7 +100,7 @@ impl Net {
     /// Images in [0,1] for codes `z` [B, latent] with their condition rows (empty: the default).
     pub fn decode(&self, spec: &ModelSpec, z: Tensor<2>, cond: &[f32]) -> Tensor<2> {
         let device = z.device();
-        let c = Self::cond(spec, cond, z.dims()[0], &device);
+        let c = spec.cond_tensor(cond, z.dims()[0], &device);
         match self {
             Net::Ae(m) => m.decode(z),
             Net::Vae(m) => m.decode(z, c),
@@ -120,7 +116,7 @@ impl Net {
         let n = x.dims()[0];
         match self {
             Net::Ae(m) => Some(m.encode(x)),
-            Net::Vae(m) => Some(m.encode(x, Self::cond(spec, cond, n, &device)).0),
+            Net::Vae(m) => Some(m.encode(x, spec.cond_tensor(cond, n, &device)).0),
             Net::Aae(m) => Some(m.encode(x)),
             Net::Gan(_) | Net::Stack(_) => None,
         }

@@ -12,14 +12,13 @@ use burn::optim::ModuleOptimizer;
 /// The model spec a config implies on a dataset (with its captions, for text models, and what it
 /// is conditioned on); errors name a `--condition` the data cannot give.
 pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> anyhow::Result<ModelSpec> {
-    let choice = cfg.condition.as_deref().map(str::parse::<Choice>).transpose().map_err(anyhow::Error::msg)?;
     Ok(ModelSpec {
         text: text.map(|t| TextSpec {
             vocab: vocabulary(&t.train),
             class_words: t.class_words.clone(),
             thresholds: t.thresholds.clone(),
         }),
-        condition: condition::resolve(cfg.model, choice.as_ref(), &data.train, cfg.seed)?,
+        condition: condition_of(cfg, data)?,
         ..spec_of(cfg, data.train.shape, data.train.num_classes)
     })
 }
@@ -27,8 +26,13 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> anyh
 /// What the run will be conditioned on, checked against the data before a run folder exists (a
 /// `--condition` the data cannot give is an error that leaves nothing behind).
 pub fn check_condition(cfg: &RunConfig, data: &Splits) -> anyhow::Result<()> {
+    condition_of(cfg, data).map(|_| ())
+}
+
+/// The condition `--condition` asks for on this data, as the spec stores it.
+fn condition_of(cfg: &RunConfig, data: &Splits) -> anyhow::Result<Option<crate::models::Condition>> {
     let choice = cfg.condition.as_deref().map(str::parse::<Choice>).transpose().map_err(anyhow::Error::msg)?;
-    condition::resolve(cfg.model, choice.as_ref(), &data.train, cfg.seed).map(|_| ())
+    condition::resolve(cfg.model, choice.as_ref(), &data.train, cfg.seed)
 }
 
 /// The spec a config implies on images of `shape` with `num_classes` labels, without captions.
