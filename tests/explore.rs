@@ -608,7 +608,14 @@ fn chromium_drives_the_page_map_sliders_walk_arithmetic_and_the_run_picker() {
     assert_eq!(Some(cur), first_label, "the class selector does not follow the test image's label");
     let next = (cur + 1) % 10;
     b.eval(&format!("(() => {{ const c = document.getElementById('class'); c.value = '{next}'; c.dispatchEvent(new Event('change')); }})()"));
-    b.wait_for(&format!("Number(document.getElementById('decoded').dataset.version) > {v}"), long);
+    // A decode queued before the change may land first: wait (up to `long`) for the picture to change.
+    b.wait_for(
+        &format!(
+            "Number(document.getElementById('decoded').dataset.version) > {v} && document.getElementById('decoded').src !== {}",
+            serde_json::to_string(&before).unwrap()
+        ),
+        long,
+    );
     assert_ne!(src(&mut b, "decoded"), before, "class {next} decodes like class {cur}");
     b.wait_for("document.getElementById('decoded-caption').textContent.includes('drawn as class')", long);
 
