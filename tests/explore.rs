@@ -742,3 +742,63 @@ fn the_attribute_picker_draws_the_same_code_with_other_attributes() {
     b.wait_for("!document.getElementById('error').hidden", long);
     assert!(b.eval("document.getElementById('error-text').textContent").as_str().unwrap().contains("Bald"));
 }
+
+/// A StackGAN on faces: the run list offers the caption box (with a sentence the run knows), typed
+/// sentences draw the same code differently, and an unknown word is named by the server and shown.
+#[test]
+fn the_caption_box_draws_faces_from_typed_sentences() {
+    use common::cdp::Browser;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::small_celeba(dir.path(), 120);
+    let run = dir.path().join("text");
+    let cache = dir.path().join("cache");
+    let args = ["train", "stackgan", "--dataset", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
+    let mut args = args.to_vec();
+    args.extend(["--image-size", "32", "--width", "4", "--max-steps", "10"]);
+    let (ok_train, _, err) = common::cli_env(&args, dir.path(), &[("LATENTLAB_CACHE", cache.as_path())]);
+    assert!(ok_train, "{err}");
+    let s = serve(&[&run], &[]);
+    let list = ok(get(&s, "/api/runs"));
+    let info = list["runs"].as_array().unwrap().iter().find(|r| r["id"] == "text").unwrap().clone();
+    assert_eq!(info["text"], json!(true));
+    assert_eq!(info["conditional"], json!(false), "no class selector for captions without classes");
+    let example = info["caption_example"].as_str().unwrap().to_string();
+    assert!(example.contains("woman") || example.contains("man"), "{example}");
+    let code = vec![vec![0.3; 100]];
+    let a = ok(post(&s, "/api/runs/text/decode", &json!({"codes": code, "caption": "a smiling young woman"})));
+    let b = ok(post(&s, "/api/runs/text/decode", &json!({"codes": code, "caption": "an older man, not smiling"})));
+    assert_ne!(a["images"][0], b["images"][0], "the caption changed nothing");
+    let (status, e) = post(&s, "/api/runs/text/decode", &json!({"codes": code, "caption": "a woman with purple hair"}));
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().contains("'purple'"), "{e}");
+
+    let Some(mut b) = Browser::launch_sized(1280, 1200) else { return };
+    let long = Duration::from_secs(60);
+    b.navigate(&format!("{}#run=text", s.url));
+    b.wait_for("document.body.dataset.ready === '1' && !document.getElementById('caption-picker').hidden", long);
+    assert_eq!(b.eval("document.getElementById('class-picker').hidden"), true);
+    assert_eq!(b.eval("document.getElementById('caption').placeholder"), example.as_str());
+    let version =
+        |b: &mut Browser| b.eval("Number(document.getElementById('decoded').dataset.version)").as_i64().unwrap();
+    let src = |b: &mut Browser| b.eval("document.getElementById('decoded').src").as_str().unwrap().to_string();
+    b.wait_for("document.getElementById('decoded').hasAttribute('src')", long);
+    let type_caption = |b: &mut Browser, text: &str| {
+        b.eval(&format!(
+            "(() => {{ const c = document.getElementById('caption'); c.value = {text:?}; c.dispatchEvent(new Event('input')); }})()"
+        ));
+    };
+    let v = version(&mut b);
+    type_caption(&mut b, "a smiling young woman");
+    b.wait_for(&decoded_after(v), long);
+    b.wait_for("document.getElementById('decoded-caption').textContent.includes('a smiling young woman')", long);
+    let woman = src(&mut b);
+    type_caption(&mut b, "an older man, not smiling");
+    b.wait_for(&format!("document.getElementById('decoded').src !== {woman:?} && document.getElementById('decoded').dataset.kind === 'current'"), long);
+    assert!(
+        b.eval("document.getElementById('decoded-caption').textContent").as_str().unwrap().contains("an older man")
+    );
+    type_caption(&mut b, "a woman with purple hair");
+    b.wait_for("!document.getElementById('error').hidden", long);
+    assert!(b.eval("document.getElementById('error-text').textContent").as_str().unwrap().contains("purple"));
+}

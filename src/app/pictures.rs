@@ -134,9 +134,9 @@ pub fn sample(a: SampleRequest) -> Result<PathBuf> {
         (model.decode_host(&run.prior_sheet(a.n, a.seed).repeat(a.attr.len()), &cond), a.attr.len())
     } else if a.text.is_empty() {
         let imgs = if model.spec.kind.decl().text {
-            let labels = run.labels(a.n, a.class)?;
-            let t = model.text()?;
-            model.decode_tokens_host(&run.prior_sheet(a.n, a.seed), &t.class_tokens(&labels), a.stage)
+            // Class captions ("a seven"), or the run's kept training captions where it has no classes.
+            let cond = run.conds(a.n, &super::request(a.class, None)?)?;
+            model.decode_bow_host(&run.prior_sheet(a.n, a.seed), &cond, a.stage)
         } else {
             run.sample(a.n, a.seed, &run.conds(a.n, &super::request(a.class, None)?)?)
         };
@@ -211,9 +211,7 @@ pub fn walk(a: WalkRequest) -> Result<PathBuf> {
         }
     }
     let imgs = match (&a.text, &a.to) {
-        (None, _) if model.spec.kind.decl().text => {
-            model.decode_tokens_host(&z, &model.text()?.class_tokens(&labels), Stage::Two)
-        }
+        (None, _) if model.spec.kind.decl().text => model.decode_bow_host(&z, &cond, Stage::Two),
         (None, _) => model.decode_host(&z, &cond),
         (Some(t), None) => model.decode_text_host(&z, std::slice::from_ref(t), Stage::Two)?,
         // Each row: one code (the row's first end), the caption blended from --text to --to.
@@ -240,7 +238,7 @@ pub fn walk(a: WalkRequest) -> Result<PathBuf> {
 /// The bag of words of a typed caption (an error names words the model never saw).
 fn bag(model: &Model, caption: &str) -> Result<Vec<f32>> {
     let t = model.text()?;
-    Ok(crate::models::text::bags_host(&[t.tokens(caption)?], t.vocab.len()))
+    Ok(t.bags(&[t.tokens(caption)?]))
 }
 
 /// `--stage one` is for StackGAN runs only.

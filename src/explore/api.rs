@@ -48,6 +48,8 @@ fn run_info(r: &ExploredRun) -> Value {
                 ("attributes", json!(spec.cond_attributes())),
                 ("text", json!(decl.text)),
                 ("vocabulary", json!(spec.text.as_ref().map(|t| &t.vocab))),
+                // A sentence the run knows, for the caption box's placeholder.
+                ("caption_example", json!(spec.text.as_ref().and_then(|t| t.showcase().into_iter().last()))),
                 ("has_encoder", json!(spec.kind.has_encoder())),
                 ("latent_dim", json!(spec.latent_dim)),
                 ("shape", json!([spec.shape.channels, spec.shape.height, spec.shape.width])),

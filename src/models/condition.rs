@@ -123,7 +123,7 @@ pub fn resolve(kind: ModelKind, choice: Option<&Choice>, data: &Dataset, seed: u
     let attrs = data.attributes.as_ref().filter(|a| a.k() > 0);
     let choice = match choice {
         Some(c) => c.clone(),
-        None if decl.conditional && data.num_classes < 2 && attrs.is_some() => Choice::Attributes(None),
+        None if decl.conditional && !decl.text && data.num_classes < 2 && attrs.is_some() => Choice::Attributes(None),
         None => return Ok(None),
     };
     let cond = match choice {
@@ -191,7 +191,7 @@ impl Condition {
                 format!("{} attributes ({}, …, {})", names.len(), names[..3].join(", "), names[names.len() - 1])
             }
             Condition::Attributes { names, .. } => format!("{} attributes ({})", names.len(), names.join(", ")),
-            Condition::Caption => "a caption".into(),
+            Condition::Caption => "a caption (--text)".into(),
         }
     }
 }
@@ -222,7 +222,12 @@ impl ModelSpec {
 
     /// Conditioned on a class (`--class` and per-class pictures mean something).
     pub fn has_classes(&self) -> bool {
-        matches!(&*self.condition(), Condition::Class { .. } | Condition::Caption)
+        match &*self.condition() {
+            Condition::Class { .. } => true,
+            // Captions with class words ("a seven"); face captions have none.
+            Condition::Caption => self.text.as_ref().is_some_and(|t| !t.class_words.is_empty()),
+            _ => false,
+        }
     }
 
     /// Conditioned on a class label (not a caption).
@@ -242,6 +247,18 @@ impl ModelSpec {
     pub fn cond_of_data(&self, data: &Dataset, idx: &[usize]) -> Vec<f32> {
         match &*self.condition() {
             Condition::None => Vec::new(),
+            Condition::Caption if self.text.as_ref().is_some_and(|t| t.negation) && data.attributes.is_some() => {
+                // Faces: each image's own caption (the grammar's first, fullest sentence).
+                let (t, a) = (self.text.as_ref().expect("checked"), data.attributes.as_ref().expect("checked"));
+                let tokens: Vec<Vec<u32>> = idx
+                    .iter()
+                    .map(|&i| {
+                        let caps = crate::data::captions::faces::captions(&a.names, a.row(i));
+                        t.tokens_lossy(&caps[0])
+                    })
+                    .collect();
+                t.bags(&tokens)
+            }
             Condition::Class { .. } | Condition::Caption => {
                 let labels: Vec<u8> = idx.iter().map(|&i| data.label(i).unwrap_or(0)).collect();
                 self.class_rows_of(&labels)
@@ -269,7 +286,7 @@ impl ModelSpec {
             Condition::Class { classes } => blocks::one_hot_host(labels, *classes),
             Condition::Caption => {
                 let t: &TextSpec = self.text.as_ref().expect("text models carry a vocabulary");
-                super::text::bags_host(&t.class_tokens(labels), self.cond_dim())
+                t.bags(&t.class_tokens(labels))
             }
             _ => Vec::new(),
         }
@@ -286,7 +303,7 @@ impl ModelSpec {
                 }
                 Ok(self.class_rows_of(&vec![*k; n]))
             }
-            (Request::Class(k), Condition::Caption) => Ok(self.class_rows_of(&vec![*k; n])),
+            (Request::Class(k), Condition::Caption) if self.has_classes() => Ok(self.class_rows_of(&vec![*k; n])),
             (Request::Attrs(want), Condition::Attributes { names, rates, .. }) => {
                 let mut row: Vec<f32> = rates.iter().map(|r| 2.0 * r - 1.0).collect();
                 for (w, has) in want {

@@ -1,12 +1,12 @@
 //! `Net`, the trainable network of any model, and `Model`, a network ready to use on a device.
 
 use super::blocks;
-use super::game::GameLoss;
 use super::{Losses, ModelSpec, aae, gan, stackgan, vae};
 use crate::models::ae;
 use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
+use stackgan::{Critic, FirstStage, SecondStage};
 
 /// The trainable network of any model kind. (One per run and never stored in bulk, so the size
 /// difference between variants costs nothing.)
@@ -18,6 +18,8 @@ pub enum Net {
     Gan(gan::Adversary),
     Aae(aae::Aae),
     Stack(stackgan::StackGan),
+    /// The StackGAN of square 32–256 px images (faces).
+    StackScaled(stackgan::ScaledStackGan),
 }
 
 impl Net {
@@ -36,6 +38,9 @@ impl Net {
             m.sync_running_stats();
         }
         if let Net::Stack(m) = self {
+            m.sync_running_stats();
+        }
+        if let Net::StackScaled(m) = self {
             m.sync_running_stats();
         }
     }
@@ -75,24 +80,10 @@ impl Net {
             }
             // Both stages' discriminators on real test images and samples, with their captions.
             Net::Stack(m) => {
-                let game = GameLoss::NonSaturating;
-                let bow = spec.cond_tensor(cond, n, &device).expect("text models are conditioned");
-                let low = stackgan::downsample2(x.clone(), spec.shape);
-                let (z, e) = m.split_code(eps);
-                let (f1, _) = m.g1.forward(z, bow.clone(), e.clone());
-                let (f2, _) = m.g2.forward(f1.clone(), bow.clone(), e);
-                let flat = stackgan::flatten;
-                let (r1, g1) = (m.d1.forward(low, bow.clone()), m.d1.forward(flat(f1), bow.clone()));
-                let (r2, g2) = (m.d2.forward(x, bow.clone()), m.d2.forward(flat(f2), bow));
-                Losses {
-                    total: game.d_loss(r1.clone(), g1.clone(), 1.0) + game.d_loss(r2.clone(), g2.clone(), 1.0),
-                    terms: vec![
-                        ("d1_real", game.mean_output(r1)),
-                        ("d1_fake", game.mean_output(g1)),
-                        ("d_real", game.mean_output(r2)),
-                        ("d_fake", game.mean_output(g2)),
-                    ],
-                }
+                m.held_out(spec.shape, x, spec.cond_tensor(cond, n, &device).expect("text models are conditioned"), eps)
+            }
+            Net::StackScaled(m) => {
+                m.held_out(spec.shape, x, spec.cond_tensor(cond, n, &device).expect("text models are conditioned"), eps)
             }
         }
     }
@@ -107,6 +98,9 @@ impl Net {
             Net::Aae(m) => m.decode(z),
             Net::Gan(m) => (m.generate_samples(z, c) + 1.0) * 0.5,
             Net::Stack(m) => (m.generate(z, c.expect("text models are conditioned"), stackgan::Stage::Two) + 1.0) * 0.5,
+            Net::StackScaled(m) => {
+                (m.generate(z, c.expect("text models are conditioned"), stackgan::Stage::Two) + 1.0) * 0.5
+            }
         }
     }
 
@@ -118,7 +112,7 @@ impl Net {
             Net::Ae(m) => Some(m.encode(x)),
             Net::Vae(m) => Some(m.encode(x, spec.cond_tensor(cond, n, &device)).0),
             Net::Aae(m) => Some(m.encode(x)),
-            Net::Gan(_) | Net::Stack(_) => None,
+            Net::Gan(_) | Net::Stack(_) | Net::StackScaled(_) => None,
         }
     }
 }
@@ -208,22 +202,36 @@ impl Model {
 
     /// `decode_text_host` for captions already tokenised (caption i % len for code i).
     pub fn decode_tokens_host(&self, z: &[f32], tokens: &[Vec<u32>], stage: stackgan::Stage) -> Vec<f32> {
-        let v = self.spec.text.as_ref().map_or(1, |t| t.vocab.len().max(1));
         let n = z.len() / self.spec.latent_dim;
         let per_code: Vec<&[u32]> = (0..n).map(|i| tokens[i % tokens.len()].as_slice()).collect();
-        self.decode_bow_host(z, &crate::models::text::bags_host(&per_code, v), stage)
+        let t = self.spec.text.as_ref().expect("text models carry their vocabulary");
+        self.decode_bow_host(z, &t.bags(&per_code), stage)
     }
 
     /// Images in [0,1] of `stage` for host codes and host bags of words [n × vocab] (any mix of
     /// captions: a walk between two captions blends their bags).
     pub fn decode_bow_host(&self, z: &[f32], bows: &[f32], stage: stackgan::Stage) -> Vec<f32> {
-        let Net::Stack(m) = &self.net else { unreachable!("decode_bow_host is only reached through text()") };
-        let m = m.valid();
+        match &self.net {
+            Net::Stack(m) => self.bow_images(&m.valid(), z, bows, stage),
+            Net::StackScaled(m) => self.bow_images(&m.valid(), z, bows, stage),
+            _ => unreachable!("decode_bow_host is only reached through text()"),
+        }
+    }
+
+    fn bow_images<G1: FirstStage, D: Critic, G2: SecondStage>(
+        &self,
+        m: &stackgan::Stack<G1, D, G2>,
+        z: &[f32],
+        bows: &[f32],
+        stage: stackgan::Stage,
+    ) -> Vec<f32> {
         let (l, v) = (self.spec.latent_dim, m.vocab);
         let n = z.len() / l;
+        // Chunks of ~4M output values: a 1,000-image chunk of 64×64 faces would hold GBs of activations.
+        let chunk = (4_000_000 / self.spec.shape.len().max(1)).clamp(1, 1000);
         let mut out = Vec::with_capacity(n * self.spec.shape.len());
-        for start in (0..n).step_by(1000) {
-            let end = (start + 1000).min(n);
+        for start in (0..n).step_by(chunk) {
+            let end = (start + chunk).min(n);
             let zt = blocks::matrix(z[start * l..end * l].to_vec(), end - start, l, &self.device);
             let bow = blocks::matrix(bows[start * v..end * v].to_vec(), end - start, v, &self.device);
             out.extend(blocks::to_vec((m.generate(zt, bow, stage) + 1.0) * 0.5));

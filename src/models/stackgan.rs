@@ -20,6 +20,7 @@
 //! stage II with stage I frozen, as in the paper (`train::stack`).
 
 use super::blocks::{kl_std_normal, linear};
+use super::pyramid::{DownStack, UpStack};
 use super::dcgan::{D_CH, G_CH, conv, conv_t, dcgan_weights, zero_bias};
 use super::registry::{self, Adam, Family, GameLoss, HeldOut, ModelDecl};
 use super::{ModelSpec, Net};
@@ -33,7 +34,7 @@ use burn::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub use super::text::{TextSpec, bag_of_words};
+pub use super::text::{TextSpec, bag_of_words, bags_tensor};
 
 /// Width of the conditioning-augmentation Gaussian (and of the code's noise part ε).
 pub const CA_DIM: usize = 16;
@@ -223,6 +224,185 @@ impl StageD {
     }
 }
 
+/// A stage-I generator: codes, captions and conditioning noise → a half-size picture.
+pub trait FirstStage: Module + Clone + std::fmt::Debug {
+    /// (images [B, C, H/2, W/2] in [-1, 1], KL of the condition).
+    fn draw(&self, z: Tensor<2>, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<4>, Tensor<1>);
+    fn norms(&self) -> Vec<&BatchNorm>;
+}
+
+/// A stage-II generator: stage I's picture and the caption → the full-size picture.
+pub trait SecondStage: Module + Clone + std::fmt::Debug {
+    /// (images [B, C, H, W] in [-1, 1], KL of the condition).
+    fn refine(&self, low: Tensor<4>, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<4>, Tensor<1>);
+    fn norms(&self) -> Vec<&BatchNorm>;
+}
+
+/// A matching-aware discriminator: logits [B, 1] for flattened images and their captions.
+pub trait Critic: Module + Clone + std::fmt::Debug {
+    fn judge(&self, x: Tensor<2>, bow: Tensor<2>) -> Tensor<2>;
+    fn norms(&self) -> Vec<&BatchNorm>;
+}
+
+impl FirstStage for StageOne {
+    fn draw(&self, z: Tensor<2>, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<4>, Tensor<1>) {
+        self.forward(z, bow, eps)
+    }
+    fn norms(&self) -> Vec<&BatchNorm> {
+        vec![&self.bn0, &self.bn1]
+    }
+}
+
+impl SecondStage for StageTwo {
+    fn refine(&self, low: Tensor<4>, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<4>, Tensor<1>) {
+        self.forward(low, bow, eps)
+    }
+    fn norms(&self) -> Vec<&BatchNorm> {
+        vec![&self.bn_j, &self.bn1]
+    }
+}
+
+impl Critic for StageD {
+    fn judge(&self, x: Tensor<2>, bow: Tensor<2>) -> Tensor<2> {
+        self.forward(x, bow)
+    }
+    fn norms(&self) -> Vec<&BatchNorm> {
+        vec![&self.bn2]
+    }
+}
+
+/// Stage I at scaled sizes (32–256 px images): [z; c₁] through Radford's generator
+/// (`pyramid::UpStack`) to the half-size picture.
+#[derive(Module, Debug)]
+pub struct ScaledOne {
+    pub ca: CondAug,
+    pub body: UpStack,
+    pub channels: usize,
+    pub side: usize,
+}
+
+impl FirstStage for ScaledOne {
+    fn draw(&self, z: Tensor<2>, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<4>, Tensor<1>) {
+        let b = z.dims()[0];
+        let (c, kl) = self.ca.forward(bow, eps);
+        let x = self.body.forward(Tensor::cat(vec![z, c], 1), Act::Tanh);
+        (x.reshape([b, self.channels, self.side, self.side]), kl)
+    }
+    fn norms(&self) -> Vec<&BatchNorm> {
+        self.body.batch_norms()
+    }
+}
+
+/// Stage II at scaled sizes: stage I's picture → Conv ↓ (2w) → ReLU → ‖ c₂ over the grid → Conv3×3
+/// (2w) → BN → ReLU → a residual block (Conv3×3 → BN → ReLU → Conv3×3 → BN, + input, ReLU) → the top
+/// of Radford's generator (ConvT → BN → ReLU … → ConvT → tanh) to the full size. Zhang et al.'s
+/// stage II is this shape (encode, join, residual blocks, upsample), narrowed for 2 CPU cores.
+#[derive(Module, Debug)]
+pub struct ScaledTwo {
+    pub ca: CondAug,
+    pub down: Conv2d,
+    pub join: Conv2d,
+    pub bn_j: BatchNorm,
+    pub res_a: Conv2d,
+    pub bn_a: BatchNorm,
+    pub res_b: Conv2d,
+    pub bn_b: BatchNorm,
+    pub ups: Vec<ConvTranspose2d>,
+    /// After every up-convolution but the last.
+    pub bns: Vec<BatchNorm>,
+}
+
+impl ScaledTwo {
+    fn new(vocab: usize, shape: ImageShape, width: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let c = 2 * width;
+        // From the side of stage I's picture halved (where c₂ joins) to the full side: doublings.
+        let k = 2;
+        let mut ups = Vec::with_capacity(k);
+        let mut bns = Vec::new();
+        let mut cin = c;
+        for i in 0..k {
+            let cout = if i + 1 == k { shape.channels } else { (cin / 2).max(1) };
+            ups.push(conv_t(cin, cout, rng, device));
+            if i + 1 < k {
+                bns.push(BatchNormConfig::new(cout).init(device));
+            }
+            cin = cout;
+        }
+        ScaledTwo {
+            ca: CondAug::new(vocab, rng, device),
+            down: conv(shape.channels, c, rng, device),
+            join: conv3(c + CA_DIM, c, rng, device),
+            bn_j: BatchNormConfig::new(c).init(device),
+            res_a: conv3(c, c, rng, device),
+            bn_a: BatchNormConfig::new(c).init(device),
+            res_b: conv3(c, c, rng, device),
+            bn_b: BatchNormConfig::new(c).init(device),
+            ups,
+            bns,
+        }
+    }
+}
+
+impl SecondStage for ScaledTwo {
+    fn refine(&self, low: Tensor<4>, bow: Tensor<2>, eps: Tensor<2>) -> (Tensor<4>, Tensor<1>) {
+        let (c, kl) = self.ca.forward(bow, eps);
+        let h = kernels::conv2d(&self.down, low, Act::Relu);
+        let [b, _, hh, ww] = h.dims();
+        let grid = c.reshape([b, CA_DIM, 1, 1]).repeat_dim(2, hh).repeat_dim(3, ww);
+        let h = kernels::batch_norm(&self.bn_j, kernels::conv2d(&self.join, Tensor::cat(vec![h, grid], 1), Act::None), Act::Relu);
+        let r = kernels::batch_norm(&self.bn_a, kernels::conv2d(&self.res_a, h.clone(), Act::None), Act::Relu);
+        let r = kernels::batch_norm(&self.bn_b, kernels::conv2d(&self.res_b, r, Act::None), Act::None);
+        let mut x = burn::tensor::activation::relu(h + r);
+        let k = self.ups.len();
+        for (i, up) in self.ups.iter().enumerate() {
+            x = if i + 1 == k {
+                kernels::conv_transpose2d(up, x, Act::Tanh)
+            } else {
+                kernels::batch_norm(&self.bns[i], kernels::conv_transpose2d(up, x, Act::None), Act::Relu)
+            };
+        }
+        (x, kl)
+    }
+    fn norms(&self) -> Vec<&BatchNorm> {
+        [&self.bn_j, &self.bn_a, &self.bn_b].into_iter().chain(&self.bns).collect()
+    }
+}
+
+/// A scaled matching-aware discriminator: Radford's D (`pyramid::DownStack`) and its own text
+/// vector, scored by projection on the channel means of its last map (as the conditional DCGAN,
+/// `gan::ScaledProjected`): logit = fc(h) + ⟨V t, mean h⟩, V zero at first.
+#[derive(Module, Debug)]
+pub struct ScaledD {
+    pub text: TextEncoder,
+    pub body: DownStack,
+    pub fc: Linear,
+    pub embed: Linear,
+}
+
+impl ScaledD {
+    fn new(shape: ImageShape, vocab: usize, width: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        let body = DownStack::new(shape, width, rng, device);
+        let fc = linear(body.out_len(), 1, rng, device);
+        let ch = body.out_len() / (super::pyramid::BASE * super::pyramid::BASE);
+        let embed =
+            Linear { weight: burn::module::Param::from_tensor(Tensor::zeros([TEXT_DIM, ch], device)), bias: None };
+        ScaledD { text: TextEncoder::new(vocab, rng, device), body, fc, embed }
+    }
+}
+
+impl Critic for ScaledD {
+    fn judge(&self, x: Tensor<2>, bow: Tensor<2>) -> Tensor<2> {
+        let h = self.body.forward(x);
+        let [b, ch, hh, ww] = h.dims();
+        let out = kernels::linear(&self.fc, h.clone().reshape([b, ch * hh * ww]), Act::None);
+        let pooled = h.reshape([b, ch, hh * ww]).mean_dim(2).reshape([b, ch]);
+        out + (kernels::linear(&self.embed, self.text.forward(bow), Act::None) * pooled).sum_dim(1)
+    }
+    fn norms(&self) -> Vec<&BatchNorm> {
+        self.body.batch_norms()
+    }
+}
+
 /// Which stage's images a StackGAN hands out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -235,16 +415,22 @@ pub enum Stage {
 
 /// Both stages and their discriminators.
 #[derive(Module, Debug)]
-pub struct StackGan {
-    pub g1: StageOne,
-    pub d1: StageD,
-    pub g2: StageTwo,
-    pub d2: StageD,
+pub struct Stack<G1: FirstStage, D: Critic, G2: SecondStage> {
+    pub g1: G1,
+    pub d1: D,
+    pub g2: G2,
+    pub d2: D,
+    /// Width of the encoders' input (the vocabulary).
     pub vocab: usize,
     pub z_dim: usize,
 }
 
-impl StackGan {
+/// The StackGAN of 28×28 digits and other fixed sizes.
+pub type StackGan = Stack<StageOne, StageD, StageTwo>;
+/// The StackGAN of square 32–256 px images (faces): Radford's bodies at width `--width`.
+pub type ScaledStackGan = Stack<ScaledOne, ScaledD, ScaledTwo>;
+
+impl<G1: FirstStage, D: Critic, G2: SecondStage> Stack<G1, D, G2> {
     /// Split codes [B, latent] into (z, ε).
     pub fn split_code(&self, code: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let b = code.dims()[0];
@@ -254,15 +440,38 @@ impl StackGan {
     /// Flattened images in [-1, 1] of `stage` at the data's full size (stage I upsampled ×2).
     pub fn generate(&self, code: Tensor<2>, bow: Tensor<2>, stage: Stage) -> Tensor<2> {
         let (z, eps) = self.split_code(code);
-        let (low, _) = self.g1.forward(z, bow.clone(), eps.clone());
+        let (low, _) = self.g1.draw(z, bow.clone(), eps.clone());
         flatten(match stage {
             Stage::One => upsample2(low),
-            Stage::Two => self.g2.forward(low, bow, eps).0,
+            Stage::Two => self.g2.refine(low, bow, eps).0,
         })
     }
 
     pub fn sync_running_stats(&self) {
-        super::dcgan::sync_bn(&[&self.g1.bn0, &self.g1.bn1, &self.d1.bn2, &self.g2.bn_j, &self.g2.bn1, &self.d2.bn2]);
+        let all: Vec<&BatchNorm> =
+            [self.g1.norms(), self.d1.norms(), self.g2.norms(), self.d2.norms()].into_iter().flatten().collect();
+        super::dcgan::sync_bn(&all);
+    }
+
+    /// Held-out view of both games: each stage's D on real test images and on samples for `eps`,
+    /// with the images' captions `bow`.
+    pub fn held_out(&self, shape: ImageShape, x: Tensor<2>, bow: Tensor<2>, eps: Tensor<2>) -> super::Losses {
+        let game = GameLoss::NonSaturating;
+        let low = downsample2(x.clone(), shape);
+        let (z, e) = self.split_code(eps);
+        let (f1, _) = self.g1.draw(z, bow.clone(), e.clone());
+        let (f2, _) = self.g2.refine(f1.clone(), bow.clone(), e);
+        let (r1, g1) = (self.d1.judge(low, bow.clone()), self.d1.judge(flatten(f1), bow.clone()));
+        let (r2, g2) = (self.d2.judge(x, bow.clone()), self.d2.judge(flatten(f2), bow));
+        super::Losses {
+            total: game.d_loss(r1.clone(), g1.clone(), 1.0) + game.d_loss(r2.clone(), g2.clone(), 1.0),
+            terms: vec![
+                ("d1_real", game.mean_output(r1)),
+                ("d1_fake", game.mean_output(g1)),
+                ("d_real", game.mean_output(r2)),
+                ("d_fake", game.mean_output(g2)),
+            ],
+        }
     }
 }
 
@@ -290,6 +499,22 @@ fn build(spec: &ModelSpec, seed: u64, device: &Device) -> Net {
     let rng = &mut crate::util::rng(seed, crate::util::Stream::Init, 0);
     let vocab = spec.text.as_ref().map_or(1, |t| t.vocab.len().max(1));
     let z_dim = spec.latent_dim.saturating_sub(CA_DIM);
+    if let Some(w) = spec.width {
+        let half = ImageShape { height: spec.shape.height / 2, width: spec.shape.width / 2, ..spec.shape };
+        return Net::StackScaled(Stack {
+            g1: ScaledOne {
+                ca: CondAug::new(vocab, rng, device),
+                body: UpStack::new(z_dim + CA_DIM, half, w, rng, device),
+                channels: spec.shape.channels,
+                side: half.height,
+            },
+            d1: ScaledD::new(half, vocab, w, rng, device),
+            g2: ScaledTwo::new(vocab, spec.shape, w, rng, device),
+            d2: ScaledD::new(spec.shape, vocab, w, rng, device),
+            vocab,
+            z_dim,
+        });
+    }
     Net::Stack(StackGan {
         g1: StageOne::new(z_dim, vocab, spec.shape, rng, device),
         d1: StageD::new(spec.shape, vocab, false, rng, device),
@@ -302,6 +527,14 @@ fn build(spec: &ModelSpec, seed: u64, device: &Device) -> Net {
 
 fn check(spec: &ModelSpec) -> Result<()> {
     registry::divisible_by_4(spec)?;
+    if spec.width.is_some() && spec.shape.height < 32 {
+        bail!(
+            "stackgan's scaled networks draw stage I at half the image's side, and need that side to be at least 16: \
+             these images are {}×{} (use --image-size 32 or more)",
+            spec.shape.height,
+            spec.shape.width
+        );
+    }
     if spec.latent_dim <= CA_DIM {
         bail!(
             "stackgan's code is [z; ε] with {CA_DIM} conditioning-noise entries: --latent-dim must be above {CA_DIM}, \
@@ -329,7 +562,7 @@ pub const DECL: ModelDecl = ModelDecl {
     conditional: true,
     variational: false,
     text: true,
-    options: &["lr_d", "label_smoothing", "beta"],
+    options: &["lr_d", "label_smoothing", "beta", "width"],
     defaults: |_| crate::config::Options { beta: Some(1.0), ..registry::gan_defaults(6) },
     optimizers: OPTIMIZERS,
     game: Some(GameLoss::NonSaturating),

@@ -10,26 +10,25 @@ use crate::viz;
 use anyhow::Result;
 use serde_json::Value;
 
-/// Fixed codes for the per-epoch sample grid, with their labels and condition rows: class
+/// Fixed codes for the per-epoch sample grid, with their condition rows: class
 /// models get one row per class; attribute models eight rows of real attribute combinations, the
 /// same eight codes in each row (so a column is one code under eight conditions).
-pub fn fixed_grid_codes(model: &Model, seed: u64) -> (Vec<f32>, Vec<u8>, Vec<f32>, usize) {
+pub fn fixed_grid_codes(model: &Model, seed: u64) -> (Vec<f32>, Vec<f32>, usize) {
     let spec = &model.spec;
     let k = spec.num_classes;
     if spec.has_classes() {
         let n = k * 8;
         let z = model.prior(n, &mut rng(seed, Stream::FixedNoise, 0));
         let labels: Vec<u8> = (0..n).map(|i| (i / 8) as u8).collect();
-        let cond = spec.class_rows_of(&labels);
-        (z, labels, cond, 8)
+        (z, spec.class_rows_of(&labels), 8)
     } else if spec.is_conditioned() {
         let z = model.prior(8, &mut rng(seed, Stream::FixedNoise, 0)).repeat(8);
         let rows = spec.cond_default(8);
         let d = spec.cond_dim();
         let cond = (0..64).flat_map(|i| rows[(i / 8) * d..(i / 8 + 1) * d].to_vec()).collect();
-        (z, vec![], cond, 8)
+        (z, cond, 8)
     } else {
-        (model.prior(64, &mut rng(seed, Stream::FixedNoise, 0)), vec![], vec![], 8)
+        (model.prior(64, &mut rng(seed, Stream::FixedNoise, 0)), vec![], 8)
     }
 }
 
@@ -42,12 +41,12 @@ pub(super) fn epoch_pictures(
     data: &Splits,
     epoch: u64,
 ) -> Result<Vec<u8>> {
-    let (z, labels, cond, ncol) = fixed_grid_codes(model, cfg.seed);
+    let (z, cond, ncol) = fixed_grid_codes(model, cfg.seed);
     let imgs = model.decode_host(&z, &cond);
     let png = viz::grid::png_bytes(&viz::grid::grid_image(&imgs, model.spec.shape, ncol))?;
     crate::util::write_atomic(&dir.samples().join(format!("epoch-{epoch:03}.png")), &png)?;
     if model.spec.kind.decl().text {
-        let low = stage_one(model, &z, &labels)?;
+        let low = stage_one(model, &z, &cond);
         viz::grid::save_grid(&low, model.spec.shape, ncol, &dir.samples().join(format!("stage1-{epoch:03}.png")))?;
     }
     if model.spec.kind.has_encoder() {
@@ -56,10 +55,9 @@ pub(super) fn epoch_pictures(
     Ok(png)
 }
 
-/// A StackGAN's stage I pictures (upsampled) for codes and the class captions of `labels`.
-fn stage_one(model: &Model, z: &[f32], labels: &[u8]) -> Result<Vec<f32>> {
-    let tokens = model.text()?.class_tokens(labels);
-    Ok(model.decode_tokens_host(z, &tokens, crate::models::stackgan::Stage::One))
+/// A StackGAN's stage I pictures (upsampled) for codes and their captions' bags of words.
+fn stage_one(model: &Model, z: &[f32], cond: &[f32]) -> Vec<f32> {
+    model.decode_bow_host(z, cond, crate::models::stackgan::Stage::One)
 }
 
 /// Originals (top two rows) above their reconstructions (bottom two rows).
@@ -77,10 +75,10 @@ pub fn recon_grid(model: &Model, data: &Splits, path: &std::path::Path) -> Resul
 
 pub(super) fn final_pictures(dir: &RunDir, cfg: &RunConfig, model: &Model, data: &Splits) -> Result<()> {
     let fin = dir.final_dir();
-    let (z, labels, cond, ncol) = fixed_grid_codes(model, cfg.seed);
+    let (z, cond, ncol) = fixed_grid_codes(model, cfg.seed);
     viz::grid::save_grid(&model.decode_host(&z, &cond), model.spec.shape, ncol, &fin.join("samples.png"))?;
     if model.spec.kind.decl().text {
-        viz::grid::save_grid(&stage_one(model, &z, &labels)?, model.spec.shape, ncol, &fin.join("samples-stage1.png"))?;
+        viz::grid::save_grid(&stage_one(model, &z, &cond), model.spec.shape, ncol, &fin.join("samples-stage1.png"))?;
         // Captions × samples: the same 8 codes in every row.
         let t = model.text()?;
         let rows = t.showcase();

@@ -8,7 +8,9 @@ use super::adversarial::{bce_logits, collect, grad_norm};
 use crate::config::RunConfig;
 use crate::data::captions::TextData;
 use crate::models::blocks::matrix;
-use crate::models::stackgan::{StackGan, StageD, TextSpec, bag_of_words, downsample2, flatten as flat};
+use crate::models::stackgan::{
+    Critic, FirstStage, SecondStage, Stack, TextSpec, bags_tensor, downsample2, flatten as flat,
+};
 use crate::models::{ModelSpec, Net};
 use crate::util::{Stream, normal_vec, rng};
 use burn::module::Module;
@@ -17,6 +19,9 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+
+/// A step's named values (losses, D's outputs, gradient norms).
+type Values = Vec<(&'static str, f64)>;
 
 /// The text half of a training batch.
 pub struct TextBatch {
@@ -92,8 +97,8 @@ fn update<M: Module>(module: M, opt: &mut ModuleOptimizer, rate: f64, loss: Tens
 /// (`right`), G's images `fake` (detached) and real images with mismatched captions (`wrong`); then
 /// G's non-saturating loss through the updated D, held fixed.
 #[allow(clippy::too_many_arguments)]
-fn play(
-    d: StageD,
+fn play<D: Critic>(
+    d: D,
     opt: &mut ModuleOptimizer,
     rate: f64,
     real: Tensor<2>,
@@ -101,22 +106,19 @@ fn play(
     right: Tensor<2>,
     wrong: Tensor<2>,
     target: f64,
-) -> (StageD, Game) {
-    let (r, f, w) = (
-        d.forward(real.clone(), right.clone()),
-        d.forward(fake.clone().detach(), right.clone()),
-        d.forward(real, wrong),
-    );
+) -> (D, Game) {
+    let (r, f, w) =
+        (d.judge(real.clone(), right.clone()), d.judge(fake.clone().detach(), right.clone()), d.judge(real, wrong));
     let loss = d_loss(r.clone(), f.clone(), w.clone(), target);
     let (d, d_norm) = update(d, opt, rate, loss.clone());
-    let g_loss = bce_logits(d.clone().no_grad().forward(fake, right), 1.0);
+    let g_loss = bce_logits(d.clone().no_grad().judge(fake, right), 1.0);
     (d, Game { d_loss: loss, g_loss, real: r, fake: f, wrong: w, d_norm })
 }
 
 /// One StackGAN iteration on real images `x` (flattened, in [-1, 1]) of the stage `text.stage`.
 #[allow(clippy::too_many_arguments)]
-pub fn stack_step(
-    mut m: StackGan,
+pub fn stack_step<G1: FirstStage, D: Critic, G2: SecondStage>(
+    mut m: Stack<G1, D, G2>,
     opts: &mut [ModuleOptimizer],
     spec: &ModelSpec,
     cfg: &RunConfig,
@@ -124,18 +126,19 @@ pub fn stack_step(
     x: Tensor<2>,
     text: &TextBatch,
     noise: &mut ChaCha8Rng,
-) -> (StackGan, Vec<(&'static str, f64)>) {
+) -> (Stack<G1, D, G2>, Values) {
     let device = x.device();
     let (b, l) = (x.dims()[0], spec.latent_dim);
-    let right = bag_of_words(&text.captions, m.vocab, &device);
-    let wrong = bag_of_words(&text.mismatched, m.vocab, &device);
+    let t = spec.text.as_ref().expect("text models carry their vocabulary");
+    let right = bags_tensor(t, &text.captions, &device);
+    let wrong = bags_tensor(t, &text.mismatched, &device);
     let code = matrix(normal_vec(noise, b * l), b, l, &device);
     let (z, eps) = m.split_code(code);
     let target = 1.0 - cfg.label_smoothing;
     let rate_d = cfg.d_rate(rate);
     let (game, kl, gn);
     if text.stage == 1 {
-        let (fake, k) = m.g1.forward(z, right.clone(), eps);
+        let (fake, k) = m.g1.draw(z, right.clone(), eps);
         let real = downsample2(x, spec.shape);
         (m.d1, game) = play(m.d1, &mut opts[1], rate_d, real, flat(fake), right, wrong, target);
         (m.g1, gn) = update(m.g1, &mut opts[0], rate, game.g_loss.clone() + k.clone() * spec.beta);
@@ -143,8 +146,8 @@ pub fn stack_step(
     } else {
         // Stage I is frozen: its pictures (batch norm on running statistics, as at sampling) are
         // stage II's input and carry no gradient.
-        let (low, _) = m.g1.clone().freeze().forward(z, right.clone(), eps.clone());
-        let (fake, k) = m.g2.forward(low.detach(), right.clone(), eps);
+        let (low, _) = m.g1.clone().freeze().draw(z, right.clone(), eps.clone());
+        let (fake, k) = m.g2.refine(low.detach(), right.clone(), eps);
         (m.d2, game) = play(m.d2, &mut opts[3], rate_d, x, flat(fake), right, wrong, target);
         (m.g2, gn) = update(m.g2, &mut opts[2], rate, game.g_loss.clone() + k.clone() * spec.beta);
         kl = k;
@@ -177,10 +180,18 @@ pub fn step(
     text: Option<&TextBatch>,
     noise: &mut ChaCha8Rng,
 ) -> (Net, Vec<(&'static str, f64)>) {
-    let Net::Stack(m) = net else { unreachable!("only text models reach the text step") };
     let text = text.expect("the trainer gives text models their captions");
-    let (m, v) = stack_step(m, optims, spec, cfg, lr, x, text, noise);
-    (Net::Stack(m), v)
+    match net {
+        Net::Stack(m) => {
+            let (m, v) = stack_step(m, optims, spec, cfg, lr, x, text, noise);
+            (Net::Stack(m), v)
+        }
+        Net::StackScaled(m) => {
+            let (m, v) = stack_step(m, optims, spec, cfg, lr, x, text, noise);
+            (Net::StackScaled(m), v)
+        }
+        _ => unreachable!("only text models reach the text step"),
+    }
 }
 
 #[cfg(test)]

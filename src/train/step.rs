@@ -14,14 +14,25 @@ use burn::optim::ModuleOptimizer;
 pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> anyhow::Result<ModelSpec> {
     Ok(ModelSpec {
         text: text.map(|t| TextSpec {
-            vocab: vocabulary(&t.train),
+            vocab: vocabulary(&t.train, t.negation()),
             class_words: t.class_words.clone(),
             thresholds: t.thresholds.clone(),
+            negation: t.negation(),
+            summed: t.negation(),
+            // Without classes, samples nobody captioned take real training captions in turn.
+            examples: if t.class_words.is_empty() {
+                t.train.iter().take(EXAMPLE_CAPTIONS).map(|c| c[0].clone()).collect()
+            } else {
+                Vec::new()
+            },
         }),
         condition: condition_of(cfg, data)?,
         ..spec_of(cfg, data.train.shape, data.train.num_classes)
     })
 }
+
+/// Training captions a text model without classes keeps for default samples.
+const EXAMPLE_CAPTIONS: usize = 512;
 
 /// What the run will be conditioned on, checked against the data before a run folder exists (a
 /// `--condition` the data cannot give is an error that leaves nothing behind).
@@ -87,7 +98,7 @@ pub fn step(
     noise: &mut rand_chacha::ChaCha8Rng,
 ) -> (Net, Vec<(&'static str, f64)>) {
     match net {
-        Net::Stack(_) => super::stack::step(net, optims, spec, cfg, lr, x, text, noise),
+        Net::Stack(_) | Net::StackScaled(_) => super::stack::step(net, optims, spec, cfg, lr, x, text, noise),
         Net::Gan(m) => {
             let cond = spec.cond_tensor(cond, x.dims()[0], &x.device());
             let (m, v) = super::adversarial::gan_step(m, optims, spec, cfg, lr, x, cond, noise);

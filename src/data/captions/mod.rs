@@ -47,6 +47,7 @@
 //! Captions split like the images: every 10th image in path order (`folder::test_indices`) is test.
 
 mod attributes;
+pub mod faces;
 mod folder;
 #[cfg(test)]
 mod folder_tests;
@@ -76,6 +77,16 @@ pub struct TextData {
     pub thresholds: Option<Thresholds>,
     /// Words naming the classes (empty if unlabelled).
     pub class_words: Vec<String>,
+    /// Captions made from human-annotated attributes (`faces`): the attribute names.
+    pub attributes: Option<Vec<String>>,
+}
+
+impl TextData {
+    /// Whether the captions are read with negation scope (`faces::scoped_tokens`): the face
+    /// grammar says what is absent.
+    pub fn negation(&self) -> bool {
+        self.attributes.is_some()
+    }
 }
 
 /// Whether `dataset_arg` names an image folder (as `data::load` reads it; CelebA has its own split).
@@ -110,8 +121,23 @@ pub fn for_splits(dataset_arg: &str, splits: &Splits) -> Result<TextData> {
             test_idx.iter().for_each(|&i| is_test[i] = true);
             let test: Vec<Vec<String>> = test_idx.iter().map(|&i| std::mem::take(&mut caps[i])).collect();
             let train: Vec<Vec<String>> = caps.into_iter().zip(is_test).filter(|(_, t)| !t).map(|(c, _)| c).collect();
-            return Ok(TextData { train, test, thresholds: None, class_words: words });
+            return Ok(TextData { train, test, thresholds: None, class_words: words, attributes: None });
         }
+    }
+    // Faces annotated by people (CelebA): captions from their attributes.
+    if let (Some(a), Some(b)) = (&splits.train.attributes, &splits.test.attributes)
+        && splits.train.labels.is_none()
+    {
+        let make = |at: &super::celeba::Attributes| -> Vec<Vec<String>> {
+            (0..at.n()).into_par_iter().map(|i| faces::captions(&at.names, at.row(i))).collect()
+        };
+        return Ok(TextData {
+            train: make(a),
+            test: make(b),
+            thresholds: None,
+            class_words: Vec::new(),
+            attributes: Some(a.names.clone()),
+        });
     }
     if splits.train.labels.is_none() || splits.test.labels.is_none() {
         let what = if folder { format!("dataset folder {}", dataset_arg) } else { format!("dataset '{dataset_arg}'") };
@@ -132,7 +158,7 @@ pub fn for_splits(dataset_arg: &str, splits: &Splits) -> Result<TextData> {
     let th = Thresholds::from_measurements(set, &train_m, labels, splits.train.num_classes);
     let train = generate(&th, &words, &splits.train, &train_m);
     let test = generate(&th, &words, &splits.test, &measure_all(set, &splits.test));
-    Ok(TextData { train, test, thresholds: Some(th), class_words: words })
+    Ok(TextData { train, test, thresholds: Some(th), class_words: words, attributes: None })
 }
 
 /// Generated captions of every image of `ds` (labelled) from its measurements: the phrasings of
@@ -151,8 +177,10 @@ pub fn generate(th: &Thresholds, words: &[String], ds: &Dataset, measured: &[[f3
     keys.par_iter().map(|k| table[k].clone()).collect()
 }
 
-/// The vocabulary: sorted unique tokens of all train captions.
-pub fn vocabulary(train: &[Vec<String>]) -> Vec<String> {
-    let set: BTreeSet<String> = train.iter().flatten().flat_map(|c| tokenize(c)).collect();
+/// The vocabulary: sorted unique tokens of all train captions (with `negation`, their scoped
+/// tokens: `faces::scoped_tokens`).
+pub fn vocabulary(train: &[Vec<String>], negation: bool) -> Vec<String> {
+    let words = |c: &String| if negation { faces::scoped_tokens(c) } else { tokenize(c) };
+    let set: BTreeSet<String> = train.iter().flatten().flat_map(words).collect();
     set.into_iter().collect()
 }

@@ -114,7 +114,7 @@ fn captions_are_generated_for_all_of_mnist() {
             t.train[i]
         );
     }
-    let vocab = vocabulary(&t.train);
+    let vocab = vocabulary(&t.train, false);
     for w in ["a", "an", "seven", "thick", "thin", "upright", "slanted", "narrow", "wide", "picture"] {
         assert!(vocab.binary_search(&w.to_string()).is_ok(), "{w} missing from {vocab:?}");
     }

@@ -31,6 +31,16 @@ pub struct Agreement {
     pub attributes: BTreeMap<String, f64>,
     /// Mean over attributes.
     pub attributes_mean: Option<f64>,
+    /// Annotated captions (faces): per attribute, the mean of the shares right among captions that
+    /// say it is present and among those that say it is absent (where both are said), so an
+    /// attribute stated mostly one way is not scored by that way alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub balanced: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balanced_mean: Option<f64>,
+    /// Annotated captions: per attribute, how many captions state it present and absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stated: BTreeMap<String, [usize; 2]>,
 }
 
 /// One stage's samples: image quality and agreement.
@@ -54,6 +64,9 @@ pub struct TextScores {
     pub real: Agreement,
     /// Real test images with another image's caption: chance.
     pub chance: Agreement,
+    /// Captions made from human annotations (faces), scored by the attribute classifier.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub annotated: bool,
 }
 
 /// The text block of `eval.json` for a text model (None for any other model).
@@ -66,6 +79,9 @@ pub fn run(
 ) -> Result<Option<Measured<TextScores>>> {
     let Ok(text) = model.text() else { return Ok(None) };
     let td = captions::for_splits(&data.name, data)?;
+    if td.attributes.is_some() {
+        return faces(model, data, &td, feats, n, seed).map(Some);
+    }
     let n = n.min(data.test.n).max(1);
     let test = data.test.head(n);
     let caps: Vec<&str> = td.test.iter().take(n).map(|c| c[0].as_str()).collect();
@@ -110,7 +126,124 @@ pub fn run(
          images under their own captions (ceiling), chance = under a permuted caption; FID and precision/recall \
          (k = 3) against the same {n} test images"
     );
-    Ok(Some(Measured { values: TextScores { captions: source.into(), n, stages, real, chance }, protocol }))
+    Ok(Some(Measured {
+        values: TextScores { captions: source.into(), n, stages, real, chance, annotated: false },
+        protocol,
+    }))
+}
+
+/// Text–image agreement on faces: captions made from the test faces' annotations (`captions::faces`),
+/// `n` of them (face i mod the test faces, its phrasings in turn), one sample each; every attribute a
+/// caption states is read off the sample by the face feature network's attribute classifier
+/// (P > ½ is present).
+fn faces(
+    model: &Model,
+    data: &Splits,
+    td: &captions::TextData,
+    feats: &Features,
+    n: usize,
+    seed: u64,
+) -> Result<Measured<TextScores>> {
+    let text = model.text()?;
+    let names = &feats.meta.attribute_names;
+    if feats.meta.kind != NetKind::Attributes || names.is_empty() {
+        anyhow::bail!("text agreement on faces needs the attribute feature network; this one predicts classes");
+    }
+    let m = data.test.n.min(td.test.len());
+    anyhow::ensure!(m > 0, "no test faces to caption");
+    let n = n.max(1);
+    // Caption i: test face i mod m, its (i / m)-th phrasing (cycled).
+    let caps: Vec<&str> = (0..n)
+        .map(|i| {
+            let c = &td.test[i % m];
+            c[(i / m) % c.len()].as_str()
+        })
+        .collect();
+    let said: Vec<Vec<(usize, bool)>> = caps
+        .iter()
+        .map(|c| {
+            captions::faces::statements(c)
+                .into_iter()
+                .filter_map(|(a, v)| names.iter().position(|x| x == a).map(|j| (j, v)))
+                .collect()
+        })
+        .collect();
+    let own: Vec<&[(usize, bool)]> = said.iter().map(|s| s.as_slice()).collect();
+    let tokens: Vec<Vec<u32>> = caps.iter().map(|c| text.tokens_lossy(c)).collect();
+    let z = model.prior(n, &mut rng(seed, Stream::Sample, 3));
+    let test = data.test.head(m);
+    let t_emb = feats.embed_dataset(&test)?;
+    let k = t_emb.classes;
+    let mut stages = Vec::new();
+    for (stage, label) in [(Stage::One, "I"), (Stage::Two, "II")] {
+        let imgs = model.decode_tokens_host(&z, &tokens, stage);
+        let emb = feats.embed(&imgs)?;
+        let pr = crate::eval::prd::precision_recall(&t_emb.features, &emb.features, FEATURE_DIM, 3)?;
+        stages.push(StageScores {
+            stage: label.into(),
+            fid: crate::eval::fid::fid(&emb.features, &t_emb.features, FEATURE_DIM)?,
+            precision: pr.precision,
+            recall: pr.recall,
+            agreement: face_agreement(&own, |i| &emb.probs[i * k..(i + 1) * k], names),
+        });
+    }
+    // The real face each caption was made from, and (chance) under a permuted caption.
+    let real_of = |i: usize| &t_emb.probs[(i % m) * k..(i % m + 1) * k];
+    let real = face_agreement(&own, real_of, names);
+    let mut perm: Vec<usize> = (0..n).collect();
+    perm.shuffle(&mut rng(seed, Stream::Eval, 11));
+    let shuffled: Vec<&[(usize, bool)]> = perm.iter().map(|&j| said[j].as_slice()).collect();
+    let chance = face_agreement(&shuffled, real_of, names);
+    let protocol = format!(
+        "{n} captions made from the annotations of the {m} test faces (face i mod {m}, its phrasings in turn), one \
+         sample per caption at each stage from the same codes (seed {seed}); every attribute a caption states (present \
+         or absent, read back with captions::faces::statements) is checked by the face feature network's attribute \
+         classifier (P > 1/2 = present); per attribute: the share right, and balanced (the mean of the shares right \
+         among captions stating it present and absent); real = the test face the caption was made from (ceiling), \
+         chance = a real face under a permuted caption; FID and precision/recall (k = 3) of these conditional samples \
+         against the {m} test faces"
+    );
+    let values = TextScores {
+        captions: "made from each face's human-annotated attributes (data::captions::faces)".into(),
+        n,
+        stages,
+        real,
+        chance,
+        annotated: true,
+    };
+    Ok(Measured { values, protocol })
+}
+
+/// Agreement of images (their attribute probabilities, `probs(i)` for image i) with what each
+/// caption states.
+fn face_agreement<'a>(said: &[&[(usize, bool)]], probs: impl Fn(usize) -> &'a [f32], names: &[String]) -> Agreement {
+    // Per attribute: [right, stated] among "present" and among "absent" statements.
+    let mut c = vec![[[0usize; 2]; 2]; names.len()];
+    for (i, st) in said.iter().enumerate() {
+        let p = probs(i);
+        for &(j, v) in *st {
+            let side = &mut c[j][usize::from(v)];
+            side[1] += 1;
+            side[0] += usize::from((p[j] > 0.5) == v);
+        }
+    }
+    let mut out = Agreement::default();
+    for (j, [neg, pos]) in c.iter().enumerate() {
+        let total = neg[1] + pos[1];
+        if total == 0 {
+            continue;
+        }
+        let name = names[j].clone();
+        out.attributes.insert(name.clone(), (neg[0] + pos[0]) as f64 / total as f64);
+        out.stated.insert(name.clone(), [pos[1], neg[1]]);
+        if neg[1] > 0 && pos[1] > 0 {
+            out.balanced.insert(name, 0.5 * (neg[0] as f64 / neg[1] as f64 + pos[0] as f64 / pos[1] as f64));
+        }
+    }
+    let mean = |m: &BTreeMap<String, f64>| (!m.is_empty()).then(|| m.values().sum::<f64>() / m.len() as f64);
+    out.attributes_mean = mean(&out.attributes);
+    out.balanced_mean = mean(&out.balanced);
+    out
 }
 
 /// Scores of `images` (u8, the dataset's shape) against `intents`, image i against intent i.

@@ -248,6 +248,7 @@
     $("class-picker").hidden = !run.conditional;
     $("caption-picker").hidden = !run.text;
     $("caption").value = "";
+    if (run.caption_example) $("caption").placeholder = run.caption_example;
     const attrs = run.attributes || [];
     $("attr-picker").hidden = attrs.length === 0;
     $("attrs").value = "";
@@ -358,6 +359,7 @@
 
   function currentCaption(s) {
     const base = codeCaption(s);
+    if (s.run.text && s.caption) return `${base}, drawn for “${s.caption}”`;
     return s.attrs ? `${base}, drawn with ${s.attrs}` : base;
   }
 

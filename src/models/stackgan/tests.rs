@@ -4,7 +4,7 @@ use crate::models::blocks::to_vec;
 fn spec_text() -> TextSpec {
     let mut vocab: Vec<String> = ["a", "an", "seven", "eight", "thin", "thick"].iter().map(|s| s.to_string()).collect();
     vocab.sort();
-    TextSpec { vocab, class_words: vec!["seven".into(), "eight".into()], thresholds: None }
+    TextSpec { vocab, class_words: vec!["seven".into(), "eight".into()], thresholds: None, negation: false, examples: Vec::new(), summed: false }
 }
 
 /// With the encoder's output fixed to known (μ, log σ²), c and the KL match their formulas
