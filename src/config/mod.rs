@@ -92,6 +92,10 @@ declare::settings! {
         /// CelebA's 40) or attributes:NAME,NAME,… [default: cvae/cgan: class, or attributes on
         /// a dataset with attributes and no classes; dcgan/lsgan: none].
         condition: String;
+        /// stackgan on captions made from annotations (faces): read negation scope, so "without a
+        /// hat" is not:hat (`captions::faces`); false reads plain words, as a bag of words
+        /// [default: true].
+        negation_scope: bool;
     }
     flags {
         /// What the VAE/CVAE maximises: elbo, or iwae (the importance-weighted bound with --iwae-k

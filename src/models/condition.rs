@@ -247,7 +247,7 @@ impl ModelSpec {
     pub fn cond_of_data(&self, data: &Dataset, idx: &[usize]) -> Vec<f32> {
         match &*self.condition() {
             Condition::None => Vec::new(),
-            Condition::Caption if self.text.as_ref().is_some_and(|t| t.negation) && data.attributes.is_some() => {
+            Condition::Caption if self.text.as_ref().is_some_and(|t| t.annotated()) && data.attributes.is_some() => {
                 // Faces: each image's own caption (the grammar's first, fullest sentence).
                 let (t, a) = (self.text.as_ref().expect("checked"), data.attributes.as_ref().expect("checked"));
                 let tokens: Vec<Vec<u32>> = idx

@@ -562,7 +562,7 @@ pub const DECL: ModelDecl = ModelDecl {
     conditional: true,
     variational: false,
     text: true,
-    options: &["lr_d", "label_smoothing", "beta", "width"],
+    options: &["lr_d", "label_smoothing", "beta", "width", "negation_scope"],
     defaults: |_| crate::config::Options { beta: Some(1.0), ..registry::gan_defaults(6) },
     optimizers: OPTIMIZERS,
     game: Some(GameLoss::NonSaturating),

@@ -63,6 +63,11 @@ impl TextSpec {
         Ok(self.ids(&words))
     }
 
+    /// Captions made from annotations (faces): no class words, real training captions kept.
+    pub fn annotated(&self) -> bool {
+        self.class_words.is_empty() && !self.examples.is_empty()
+    }
+
     /// Token ids of a held-out caption, skipping words outside the vocabulary.
     pub fn tokens_lossy(&self, caption: &str) -> Vec<u32> {
         self.ids(&self.words(caption))
@@ -93,7 +98,7 @@ impl TextSpec {
     /// The captions of the picture every run ends with: one class ("seven" where there are ten)
     /// alone, then with each attribute word in turn.
     pub fn showcase(&self) -> Vec<String> {
-        if self.negation {
+        if self.annotated() {
             return FACE_SHOWCASE.iter().map(|s| s.to_string()).filter(|s| self.tokens(s).is_ok()).collect();
         }
         let k = 7 % self.class_words.len().max(1);

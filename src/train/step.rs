@@ -14,10 +14,10 @@ use burn::optim::ModuleOptimizer;
 pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> anyhow::Result<ModelSpec> {
     Ok(ModelSpec {
         text: text.map(|t| TextSpec {
-            vocab: vocabulary(&t.train, t.negation()),
+            vocab: vocabulary(&t.train, t.negation() && cfg.negation_scope != Some(false)),
             class_words: t.class_words.clone(),
             thresholds: t.thresholds.clone(),
-            negation: t.negation(),
+            negation: t.negation() && cfg.negation_scope != Some(false),
             summed: t.negation(),
             // Without classes, samples nobody captioned take real training captions in turn.
             examples: if t.class_words.is_empty() {
