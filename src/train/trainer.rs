@@ -268,7 +268,9 @@ fn run_loop(
                 save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
                 saved_at = state.step;
             }
-            if let Some(msg) = eta.update(state.step, total_steps, batch.n, (!captions.is_empty()).then_some(stage_two_from)) {
+            if let Some(msg) =
+                eta.update(state.step, total_steps, batch.n, (!captions.is_empty()).then_some(stage_two_from))
+            {
                 if show_progress { pb.println(&msg) } else { eprintln!("{msg}") }
             }
             if show_progress && state.step % 10 == 0 {
