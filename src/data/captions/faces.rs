@@ -96,9 +96,26 @@ pub const LEXICON: &[Entry] = &[
 pub const NOT: &str = "not:";
 
 const NEGATORS: [&str; 4] = ["without", "no", "not", "never"];
+
+/// Words a person types for the grammar's own (which are what a run's vocabulary holds).
+const SYNONYMS: [(&str, &str); 8] = [
+    ("old", "older"),
+    ("elderly", "older"),
+    ("grey", "gray"),
+    ("blonde", "blond"),
+    ("glasses", "eyeglasses"),
+    ("spectacles", "eyeglasses"),
+    ("moustache", "mustache"),
+    ("tie", "necktie"),
+];
+
+/// The grammar's word for `w` ("old" → "older"), or `w`.
+fn canonical(w: String) -> String {
+    SYNONYMS.iter().find(|(s, _)| *s == w).map_or(w, |(_, c)| c.to_string())
+}
 const SCOPE_ENDS: [&str; 5] = ["with", "wearing", "but", "has", "who"];
 
-/// The caption's words with negation scope marked: words after a negator, up to punctuation or
+/// The caption's words (synonyms as the grammar's: [`SYNONYMS`]) with negation scope marked: words after a negator, up to punctuation or
 /// *with*/*wearing*/*but*, carry the `not:` prefix (the negators themselves stay plain).
 /// "a man with eyeglasses, without a hat" → a man with eyeglasses without not:a not:hat.
 pub fn scoped_tokens(caption: &str) -> Vec<String> {
@@ -106,7 +123,7 @@ pub fn scoped_tokens(caption: &str) -> Vec<String> {
     // Clauses: split at punctuation, which ends a scope (inner '-', '/', '\'' belong to words).
     for clause in caption.split([',', '.', ';', ':', '!', '?', '(', ')']) {
         let mut negated = false;
-        for w in tokenize(clause) {
+        for w in tokenize(clause).into_iter().map(canonical) {
             if SCOPE_ENDS.contains(&w.as_str()) {
                 negated = false;
                 out.push(w);
@@ -351,6 +368,11 @@ mod tests {
             ["a", "man", "without", "not:eyeglasses", "not:or", "not:a", "not:hat", "smiling"]
         );
         assert_eq!(scoped_tokens("no beard but a hat"), ["no", "not:beard", "but", "a", "hat"]);
+        // Typed synonyms become the grammar's words.
+        assert_eq!(
+            scoped_tokens("an old man with grey hair, glasses"),
+            ["an", "older", "man", "with", "gray", "hair", "eyeglasses"]
+        );
         // The same bag of words, told apart by scope.
         let a = scoped_tokens("a man with eyeglasses, without a hat");
         let b = scoped_tokens("a man with a hat, without eyeglasses");
