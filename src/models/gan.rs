@@ -120,12 +120,12 @@ pub struct ScaledProjected {
 }
 
 /// The projection's V: [conditions → channels], zero, without bias.
-fn projection(conditions: usize, channels: usize, device: &Device) -> Linear {
+pub(super) fn projection(conditions: usize, channels: usize, device: &Device) -> Linear {
     Linear { weight: burn::module::Param::from_tensor(Tensor::zeros([conditions, channels], device)), bias: None }
 }
 
 /// fc(h) + ⟨embed(c), mean over positions of h⟩ for features `h` [B, C, H, W] and conditions `c` [B, K].
-fn project(fc: &Linear, embed: &Linear, h: Tensor<4>, c: Option<Tensor<2>>) -> Tensor<2> {
+pub(super) fn project(fc: &Linear, embed: &Linear, h: Tensor<4>, c: Option<Tensor<2>>) -> Tensor<2> {
     let [b, ch, hh, ww] = h.dims();
     let out = kernels::linear(fc, h.clone().reshape([b, ch * hh * ww]), Act::None);
     match c {

@@ -315,19 +315,9 @@ pub struct ScaledTwo {
 impl ScaledTwo {
     fn new(vocab: usize, shape: ImageShape, width: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
         let c = 2 * width;
-        // From the side of stage I's picture halved (where c₂ joins) to the full side: doublings.
-        let k = 2;
-        let mut ups = Vec::with_capacity(k);
-        let mut bns = Vec::new();
-        let mut cin = c;
-        for i in 0..k {
-            let cout = if i + 1 == k { shape.channels } else { (cin / 2).max(1) };
-            ups.push(conv_t(cin, cout, rng, device));
-            if i + 1 < k {
-                bns.push(BatchNormConfig::new(cout).init(device));
-            }
-            cin = cout;
-        }
+        // Two doublings from the 1/4 side where c₂ joins: 2w → w channels, then the image's.
+        let ups = vec![conv_t(c, width, rng, device), conv_t(width, shape.channels, rng, device)];
+        let bns = vec![BatchNormConfig::new(width).init(device)];
         ScaledTwo {
             ca: CondAug::new(vocab, rng, device),
             down: conv(shape.channels, c, rng, device),
@@ -384,19 +374,14 @@ impl ScaledD {
         let body = DownStack::new(shape, width, rng, device);
         let fc = linear(body.out_len(), 1, rng, device);
         let ch = body.out_len() / (super::pyramid::BASE * super::pyramid::BASE);
-        let embed =
-            Linear { weight: burn::module::Param::from_tensor(Tensor::zeros([TEXT_DIM, ch], device)), bias: None };
+        let embed = super::gan::projection(TEXT_DIM, ch, device);
         ScaledD { text: TextEncoder::new(vocab, rng, device), body, fc, embed }
     }
 }
 
 impl Critic for ScaledD {
     fn judge(&self, x: Tensor<2>, bow: Tensor<2>) -> Tensor<2> {
-        let h = self.body.forward(x);
-        let [b, ch, hh, ww] = h.dims();
-        let out = kernels::linear(&self.fc, h.clone().reshape([b, ch * hh * ww]), Act::None);
-        let pooled = h.reshape([b, ch, hh * ww]).mean_dim(2).reshape([b, ch]);
-        out + (kernels::linear(&self.embed, self.text.forward(bow), Act::None) * pooled).sum_dim(1)
+        super::gan::project(&self.fc, &self.embed, self.body.forward(x), Some(self.text.forward(bow)))
     }
     fn norms(&self) -> Vec<&BatchNorm> {
         self.body.batch_norms()

@@ -146,24 +146,21 @@ impl TextSpec {
 
 /// Word counts on the host [captions × vocab].
 pub fn counts_host<C: AsRef<[u32]>>(captions: &[C], vocab: usize) -> Vec<f32> {
-    let mut v = vec![0f32; captions.len() * vocab];
-    for (row, c) in v.chunks_mut(vocab.max(1)).zip(captions) {
-        for &t in c.as_ref() {
-            if let Some(x) = row.get_mut(t as usize) {
-                *x += 1.0;
-            }
-        }
-    }
-    v
+    rows_host(captions, vocab, false)
 }
 
 /// Captions as bags of words on the host [captions × vocab]: row i holds caption i's word counts
 /// divided by its length (so the encoder's linear layer computes the mean word embedding).
 pub fn bags_host<C: AsRef<[u32]>>(captions: &[C], vocab: usize) -> Vec<f32> {
+    rows_host(captions, vocab, true)
+}
+
+/// Word counts per caption row, divided by the caption's length when `mean`.
+fn rows_host<C: AsRef<[u32]>>(captions: &[C], vocab: usize, mean: bool) -> Vec<f32> {
     let mut v = vec![0f32; captions.len() * vocab];
     for (row, c) in v.chunks_mut(vocab.max(1)).zip(captions) {
         let c = c.as_ref();
-        let w = 1.0 / c.len().max(1) as f32;
+        let w = if mean { 1.0 / c.len().max(1) as f32 } else { 1.0 };
         for &t in c {
             if let Some(x) = row.get_mut(t as usize) {
                 *x += w;
