@@ -190,3 +190,20 @@ fn a_short_face_stackgan_draws_what_its_captions_state_better_than_chance() {
         "report text section"
     );
 }
+
+/// Options the data cannot serve are refused before a run folder exists (which would block the
+/// corrected command).
+#[test]
+fn face_text_options_the_data_cannot_use_are_refused_before_any_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_celeba(dir.path(), 60);
+    let out = dir.path().join("run");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let small = ["train", "stackgan", "--dataset", d, "--out", o, "--image-size", "16", "--max-steps", "1"];
+    fails(&small, dir.path(), &["at least 16", "16×16", "--image-size 32"]);
+    assert!(!out.exists(), "a refused run left {o}");
+    let digits =
+        ["train", "stackgan", "--dataset", "digits", "--out", o, "--negation-scope", "false", "--max-steps", "1"];
+    fails(&digits, dir.path(), &["--negation-scope", "'digits' has none"]);
+    assert!(!out.exists(), "a refused run left {o}");
+}

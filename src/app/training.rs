@@ -77,7 +77,7 @@ pub fn start_with(cfg: &RunConfig, out: PathBuf) -> Result<Trained> {
 }
 
 fn start_loaded(cfg: &RunConfig, out: PathBuf, data: &data::Splits) -> Result<Trained> {
-    crate::train::trainer::check_condition(cfg, data)?;
+    crate::train::trainer::check_start(cfg, data)?;
     let (dir, _lock) = RunDir::create(&out)?;
     crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
     eprintln!(

@@ -34,10 +34,31 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> anyh
 /// Training captions a text model without classes keeps for default samples.
 const EXAMPLE_CAPTIONS: usize = 512;
 
-/// What the run will be conditioned on, checked against the data before a run folder exists (a
-/// `--condition` the data cannot give is an error that leaves nothing behind).
-pub fn check_condition(cfg: &RunConfig, data: &Splits) -> anyhow::Result<()> {
-    condition_of(cfg, data).map(|_| ())
+/// The model the run will build, checked against the data before a run folder exists (a
+/// `--condition` the data cannot give, an image size the model cannot draw, a text option the
+/// captions do not use: errors that leave nothing behind).
+pub fn check_start(cfg: &RunConfig, data: &Splits) -> anyhow::Result<()> {
+    let mut spec =
+        ModelSpec { condition: condition_of(cfg, data)?, ..spec_of(cfg, data.train.shape, data.train.num_classes) };
+    if cfg.model.decl().text {
+        let annotated = data.train.attributes.is_some() && data.train.labels.is_none();
+        if let (Some(_), false) = (cfg.negation_scope, annotated) {
+            anyhow::bail!(
+                "--negation-scope applies to captions made from annotations (CelebA's faces); dataset '{}' has none",
+                cfg.dataset
+            );
+        }
+        // The captions are read when the run starts; a one-word stand-in lets the model's checks run now.
+        spec.text = Some(TextSpec {
+            vocab: vec!["a".into()],
+            class_words: Vec::new(),
+            thresholds: None,
+            negation: false,
+            examples: Vec::new(),
+            summed: false,
+        });
+    }
+    spec.validate()
 }
 
 /// The condition `--condition` asks for on this data, as the spec stores it.

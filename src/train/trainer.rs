@@ -5,7 +5,7 @@
 use super::artifacts::{epoch_pictures, final_pictures};
 use super::log::MetricsLog;
 use super::progress::{evaluate, fmt_losses, means, progress_bar};
-pub use super::step::{check_condition, optimizers, spec_for, spec_of, step};
+pub use super::step::{check_start, optimizers, spec_for, spec_of, step};
 use super::tensorboard::TbWriter;
 use crate::artifacts::{Status, Summary};
 use crate::backend;
