@@ -769,6 +769,9 @@ fn the_caption_box_draws_faces_from_typed_sentences() {
     let a = ok(post(&s, "/api/runs/text/decode", &json!({"codes": code, "caption": "a smiling young woman"})));
     let b = ok(post(&s, "/api/runs/text/decode", &json!({"codes": code, "caption": "an older man, not smiling"})));
     assert_ne!(a["images"][0], b["images"][0], "the caption changed nothing");
+    // Without a caption every code of a request (a map's tiles) is drawn with the same one.
+    let same = ok(post(&s, "/api/runs/text/decode", &json!({"codes": [code[0].clone(), code[0].clone()]})));
+    assert_eq!(same["images"][0], same["images"][1], "one code, two pictures: the default caption differs by tile");
     let (status, e) = post(&s, "/api/runs/text/decode", &json!({"codes": code, "caption": "a woman with purple hair"}));
     assert_eq!(status, 400);
     assert!(e["error"].as_str().unwrap().contains("'purple'"), "{e}");

@@ -339,6 +339,11 @@ impl ModelSpec {
             Condition::Class { classes } => {
                 self.class_rows_of(&(0..n).map(|i| (i % classes) as u8).collect::<Vec<_>>())
             }
+            // Faces: the kept training captions in turn.
+            Condition::Caption if self.text.as_ref().is_some_and(|t| t.annotated()) => {
+                let t = self.text.as_ref().expect("checked");
+                t.bags(&(0..n).map(|i| t.example_tokens(i)).collect::<Vec<_>>())
+            }
             Condition::Caption => {
                 let k = self.num_classes.max(1);
                 self.class_rows_of(&(0..n).map(|i| (i % k) as u8).collect::<Vec<_>>())

@@ -63,6 +63,11 @@ impl TextSpec {
         Ok(self.ids(&words))
     }
 
+    /// Token ids of kept training caption `i` (cycled).
+    pub fn example_tokens(&self, i: usize) -> Vec<u32> {
+        self.tokens_lossy(&self.examples[i % self.examples.len().max(1)])
+    }
+
     /// Captions made from annotations (faces): no class words, real training captions kept.
     pub fn annotated(&self) -> bool {
         self.class_words.is_empty() && !self.examples.is_empty()
@@ -111,11 +116,11 @@ impl TextSpec {
         rows
     }
 
-    /// Token ids of the class captions of `labels`; a model without classes (faces) gets its
-    /// kept training captions in turn instead, one per row.
+    /// Token ids of the class captions of `labels`; a model without classes (faces) reads label l
+    /// as its l-th kept training caption (so one label is one caption for every row).
     pub fn class_tokens(&self, labels: &[u8]) -> Vec<Vec<u32>> {
-        if self.class_words.is_empty() && !self.examples.is_empty() {
-            return (0..labels.len()).map(|i| self.tokens_lossy(&self.examples[i % self.examples.len()])).collect();
+        if self.annotated() {
+            return labels.iter().map(|&l| self.example_tokens(l as usize)).collect();
         }
         let per_class: Vec<Vec<u32>> =
             (0..self.class_words.len().max(1)).map(|k| self.tokens_lossy(&self.class_caption(k))).collect();
