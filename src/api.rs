@@ -83,7 +83,13 @@ impl Run {
 
     /// Open the run folder `path` at its latest or best checkpoint.
     pub fn open_checkpoint(path: impl AsRef<Path>, which: Which) -> Result<Run> {
-        Ok(Run { inner: OpenRun::open(path.as_ref(), which, backend::device(DeviceChoice::Cpu)?)? })
+        Run::open_on(path, which, DeviceChoice::Cpu)
+    }
+
+    /// Open a checkpoint onto a device: decoding and [`Run::evaluate`] run there (a checkpoint
+    /// trained on any device opens on any other).
+    pub fn open_on(path: impl AsRef<Path>, which: Which, device: DeviceChoice) -> Result<Run> {
+        Ok(Run { inner: OpenRun::open(path.as_ref(), which, backend::device(device)?)? })
     }
 
     /// Train a new run of `config` into the folder `out` (which must not hold a run yet) and open it.
@@ -208,7 +214,8 @@ impl Run {
     /// Measure the model against its dataset (what `latentlab eval` computes, without writing files).
     pub fn evaluate(&self, options: &EvalOptions) -> Result<EvalReport> {
         let data = self.inner.data(None)?;
-        let feats = crate::app::evaluation::features_for(options, &data, self.inner.cfg.data_dir.as_deref())?;
+        let dd = self.inner.cfg.data_dir.as_deref();
+        let feats = crate::app::evaluation::features_for(options, &data, dd, &self.inner.model.device)?;
         let info = serde_json::json!({"path": self.path().display().to_string(), "model": self.model().name()});
         let src = Source::Model { model: &self.inner.model, binarize: self.inner.cfg.binarize, run: info };
         crate::eval::evaluate::evaluate(&src, &data, feats.as_ref(), options)
@@ -222,7 +229,7 @@ pub fn score(images: &Images, dataset: &str, data_dir: Option<&Path>, options: &
     if images.shape != data.test.shape {
         bail!("score: images are {:?} but dataset '{dataset}' has {:?}", images.shape, data.test.shape);
     }
-    let feats = crate::app::evaluation::features_for(options, &data, data_dir)?;
+    let feats = crate::app::evaluation::features_for(options, &data, data_dir, &backend::device(DeviceChoice::Cpu)?)?;
     let src = Source::Samples { images: images.data.clone(), origin: PathBuf::from("<images>") };
     crate::eval::evaluate::evaluate(&src, &data, feats.as_ref(), options)
 }

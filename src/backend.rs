@@ -17,6 +17,17 @@ pub enum DeviceChoice {
     Wgpu,
 }
 
+impl DeviceChoice {
+    /// The name `--device` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Wgpu => "wgpu",
+        }
+    }
+}
+
 /// The plain (inference) device for a choice; training uses `.autodiff()` of it.
 pub fn device(choice: DeviceChoice) -> Result<Device> {
     match choice {
@@ -42,10 +53,52 @@ pub fn device(choice: DeviceChoice) -> Result<Device> {
             "--device cuda: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`"
         ),
         #[cfg(feature = "wgpu")]
-        DeviceChoice::Wgpu => Ok(Device::wgpu(burn::prelude::DeviceKind::DefaultDevice)),
+        DeviceChoice::Wgpu => {
+            static ADAPTER: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+            ADAPTER.get_or_init(wgpu_adapter).clone().map_err(anyhow::Error::msg)?;
+            Ok(Device::wgpu(burn::prelude::DeviceKind::DefaultDevice))
+        }
         #[cfg(not(feature = "wgpu"))]
         DeviceChoice::Wgpu => bail!(
             "--device wgpu: this binary was built without wgpu; rebuild with `cargo build --release --features wgpu`"
         ),
     }
+}
+
+/// Find the adapter cubecl will take (its default: wgpu's high-performance choice over every
+/// graphics API) and say once which it is; no adapter is an error naming what to install.
+#[cfg(feature = "wgpu")]
+fn wgpu_adapter() -> Result<(), String> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let all = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    if all.is_empty() {
+        return Err("--device wgpu: no graphics adapter found (Vulkan, Metal, DX12 or OpenGL); install the GPU's \
+                    Vulkan driver (without a GPU, Mesa's software one: `apt install mesa-vulkan-drivers`), or use \
+                    --device cpu"
+            .into());
+    }
+    let chosen = match std::env::var("CUBECL_WGPU_DEFAULT_DEVICE") {
+        // cubecl picks by this variable instead (e.g. `Cpu` for a software adapter).
+        Ok(v) => format!("the adapter CUBECL_WGPU_DEFAULT_DEVICE={v} selects"),
+        Err(_) => {
+            let opts = wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            };
+            match futures_lite::future::block_on(instance.request_adapter(&opts)) {
+                Ok(a) => {
+                    let i = a.get_info();
+                    let soft = if i.device_type == wgpu::DeviceType::Cpu {
+                        ", a software adapter: the GPU code path on the CPU, slowly"
+                    } else {
+                        ""
+                    };
+                    format!("{} ({:?}{soft})", i.name, i.backend)
+                }
+                Err(e) => return Err(format!("--device wgpu: no adapter can be used: {e}")),
+            }
+        }
+    };
+    eprintln!("--device wgpu: {chosen}");
+    Ok(())
 }

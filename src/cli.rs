@@ -343,7 +343,7 @@ fn print_paths(paths: &[PathBuf]) -> Result<()> {
 
 fn bench(a: BenchArgs) -> Result<()> {
     if !a.explore.is_empty() {
-        let rows = crate::bench::explore::decode_latency(&a.explore, a.warmup, a.steps)?;
+        let rows = crate::bench::explore::decode_latency(&a.explore, a.warmup, a.steps, a.device)?;
         if a.json {
             for r in &rows {
                 println!("{}", serde_json::to_string(r)?);

@@ -55,6 +55,8 @@ pub struct ArithmeticRequest {
     pub out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Which::Latest)]
     pub checkpoint: Which,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
 }
 
 /// How often the classifier sees the wanted attributes in a row of decoded codes.
@@ -110,7 +112,7 @@ impl Ctx<'_> {
         if self.feats.is_none() {
             let dir = crate::data::data_dir(self.a.data_dir.as_deref().or(self.run.cfg.data_dir.as_deref()));
             let splits = self.data()?.clone();
-            let f = features::load_or_train(&splits, &dir, false, true)?;
+            let f = features::load_or_train(&splits, &dir, false, true)?.to_device(&self.run.model.device);
             if f.attribute_names().is_empty() {
                 bail!("attr:… groups need a dataset with attributes (CelebA); '{}' has none", splits.name);
             }
@@ -240,7 +242,7 @@ fn cond(model: &Model, a: &ArithmeticRequest, n: usize) -> Vec<f32> {
 
 /// Decode mean(A) − mean(B) + mean(C) and neighbours of the result; check attribute groups.
 pub fn arithmetic(a: ArithmeticRequest) -> Result<Arithmetic> {
-    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(DeviceChoice::Cpu)?)?;
+    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(a.device)?)?;
     let model = &run.model;
     let spec = model.spec.clone();
     let l = spec.latent_dim;

@@ -6,6 +6,7 @@ use super::pictures::{self, ArithmeticRequest, LatentMapRequest, WalkRequest};
 use super::training::{self, ResumeRequest};
 use super::with_defaults;
 use crate::artifacts::Summary;
+use crate::backend::DeviceChoice;
 use crate::config::{Options, RunConfig};
 use crate::data;
 use crate::models::{Family, ModelKind};
@@ -40,6 +41,9 @@ pub struct CompareRequest {
     pub reeval: bool,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where training, pictures and evaluation run.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
 }
 
 /// What `compare` wrote.
@@ -75,6 +79,7 @@ pub fn compare(a: CompareRequest) -> Result<Compared> {
                 data_dir: a.data_dir.clone(),
                 image_size: a.image_size,
                 seed: Some(a.seed),
+                device: Some(a.device),
                 ..Default::default()
             };
             ensure_trained(kind, &path, given, a.quick)?;
@@ -105,9 +110,9 @@ pub fn compare(a: CompareRequest) -> Result<Compared> {
         (a.runs.clone(), a.out.clone().unwrap_or_else(|| PathBuf::from("report.html")))
     };
     for r in &runs {
-        ensure_pictures(r, a.data_dir.clone())?;
+        ensure_pictures(r, a.data_dir.clone(), a.device)?;
         if a.reeval || !RunDir::at(r).eval().is_file() {
-            evaluate_run(r, a.data_dir.clone(), a.seed, a.quick)?;
+            evaluate_run(r, a.data_dir.clone(), a.seed, a.quick, a.device)?;
         }
     }
     let report = crate::report::build(&runs)?;
@@ -116,10 +121,16 @@ pub fn compare(a: CompareRequest) -> Result<Compared> {
 }
 
 /// Evaluate a run by the protocol (`quick` or full) into its eval.json.
-pub(crate) fn evaluate_run(run: &Path, data_dir: Option<PathBuf>, seed: u64, quick: bool) -> Result<()> {
+pub(crate) fn evaluate_run(
+    run: &Path,
+    data_dir: Option<PathBuf>,
+    seed: u64,
+    quick: bool,
+    device: DeviceChoice,
+) -> Result<()> {
     eprintln!("evaluating {}…", run.display());
     let mut e: EvalRequest = with_defaults(&[run.as_os_str()]);
-    (e.data_dir, e.seed) = (data_dir, seed);
+    (e.data_dir, e.seed, e.device) = (data_dir, seed, device);
     if quick {
         quick_eval(&mut e);
     } else if is_scaled(run)? {
@@ -146,8 +157,8 @@ pub(crate) fn ensure_trained(kind: ModelKind, path: &Path, given: Options, quick
         return Ok(());
     }
     if RunDir::at(path).config().is_file() {
-        let data_dir = given.data_dir.clone();
-        training::resume(ResumeRequest { run: path.to_path_buf(), epochs: None, max_steps: None, data_dir })?;
+        let (data_dir, device) = (given.data_dir.clone(), given.device);
+        training::resume(ResumeRequest { run: path.to_path_buf(), epochs: None, max_steps: None, data_dir, device })?;
         return Ok(());
     }
     // The budget is a number of updates, not epochs: a 9,000-image folder gets as much training
@@ -186,12 +197,12 @@ pub fn compare_updates(defaults: &RunConfig, quick: bool, shape: data::ImageShap
 }
 
 /// The pictures the report shows that training does not already write.
-pub(crate) fn ensure_pictures(run_path: &Path, data_dir: Option<PathBuf>) -> Result<()> {
+pub(crate) fn ensure_pictures(run_path: &Path, data_dir: Option<PathBuf>, device: DeviceChoice) -> Result<()> {
     let (dir, cfg) = RunDir::open(run_path)?;
     let run = [run_path.as_os_str()];
     if !dir.final_file("walk.png").is_file() {
         let mut w: WalkRequest = with_defaults(&run);
-        (w.rows, w.slerp) = (6, true);
+        (w.rows, w.slerp, w.device) = (6, true, device);
         pictures::walk(w)?;
     }
     if !dir.final_file("arithmetic.png").is_file() {
@@ -215,14 +226,14 @@ pub(crate) fn ensure_pictures(run_path: &Path, data_dir: Option<PathBuf>) -> Res
             args.extend([std::ffi::OsStr::new(flag), std::ffi::OsStr::new(g)]);
         }
         let mut r: ArithmeticRequest = with_defaults(&args);
-        r.data_dir = data_dir.clone();
+        (r.data_dir, r.device) = (data_dir.clone(), device);
         if let Err(e) = pictures::arithmetic(r) {
             eprintln!("note: no arithmetic picture for {}: {e:#}", run_path.display());
         }
     }
     if cfg.model.has_encoder() && !dir.final_file("latent-scatter.png").is_file() {
         let mut m: LatentMapRequest = with_defaults(&run);
-        m.data_dir = data_dir;
+        (m.data_dir, m.device) = (data_dir, device);
         pictures::latent_map(m)?;
     }
     Ok(())

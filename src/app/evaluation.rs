@@ -50,6 +50,9 @@ pub struct EvalRequest {
     pub out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Which::Latest)]
     pub checkpoint: Which,
+    /// Where the model's samples, the likelihood bounds and the feature network run.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
 }
 
 /// What an evaluation wrote: the table to show and the JSON file.
@@ -61,7 +64,7 @@ pub struct Evaluated {
 /// Measure, and write the report as JSON.
 pub fn evaluate(a: EvalRequest) -> Result<Evaluated> {
     use crate::eval::evaluate::{self, EvalOptions, Source};
-    let device = backend::device(DeviceChoice::Cpu)?;
+    let device = backend::device(a.device)?;
     let mut o = EvalOptions {
         n: a.n,
         iwae_k: a.iwae_k,
@@ -88,14 +91,14 @@ pub fn evaluate(a: EvalRequest) -> Result<Evaluated> {
             let dims = [s.n, shape.channels, shape.height, shape.width];
             evaluate::check_samples(&dims, &s.images, shape, file, s.layout)?;
             let images = s.images;
-            let feats = features_for(&o, &data, a.data_dir.as_deref())?;
+            let feats = features_for(&o, &data, a.data_dir.as_deref(), &device)?;
             let out = a.out.clone().unwrap_or_else(|| file.with_extension("eval.json"));
             o.nearest_png = Some(out.with_extension("nearest.png"));
             let src = Source::Samples { images, origin: file.clone() };
             (evaluate::evaluate(&src, &data, feats.as_ref(), &o)?, out)
         }
         (Some(run_path), None) => {
-            let run = OpenRun::open(run_path, a.checkpoint, device)?;
+            let run = OpenRun::open(run_path, a.checkpoint, device.clone())?;
             let (cfg, model, state) = (&run.cfg, &run.model, &run.state);
             let ds = a.dataset.clone().unwrap_or(cfg.dataset.clone());
             let dd = a.data_dir.clone().or(cfg.data_dir.clone());
@@ -108,7 +111,7 @@ pub fn evaluate(a: EvalRequest) -> Result<Evaluated> {
                     model.spec.shape
                 );
             }
-            let feats = features_for(&o, &data, dd.as_deref())?;
+            let feats = features_for(&o, &data, dd.as_deref(), &device)?;
             o.nearest_png = Some(run.dir.final_file("nearest.png"));
             let info = serde_json::json!({
                 "path": run_path.display().to_string(), "model": model.spec.kind.name(), "dataset": ds,
@@ -128,8 +131,12 @@ pub fn features_for(
     o: &crate::eval::evaluate::EvalOptions,
     data: &data::Splits,
     data_dir: Option<&std::path::Path>,
+    device: &burn::prelude::Device,
 ) -> Result<Option<crate::eval::features::Features>> {
     o.needs_features()
-        .then(|| crate::eval::features::load_or_train(data, &data::data_dir(data_dir), false, o.verbose))
+        .then(|| {
+            crate::eval::features::load_or_train(data, &data::data_dir(data_dir), false, o.verbose)
+                .map(|f| f.to_device(device))
+        })
         .transpose()
 }

@@ -72,6 +72,8 @@ pub struct LatentMapRequest {
     pub data_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Which::Latest)]
     pub checkpoint: Which,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -107,6 +109,8 @@ pub struct WalkRequest {
     pub out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Which::Latest)]
     pub checkpoint: Which,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
 }
 
 /// Samples from the prior as a PNG grid or a .npy array.
@@ -164,7 +168,7 @@ pub fn sample(a: SampleRequest) -> Result<PathBuf> {
 
 /// The scatter of test-set codes by class and the decoded latent manifold.
 pub fn latent_map(a: LatentMapRequest) -> Result<Vec<PathBuf>> {
-    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(DeviceChoice::Cpu)?)?;
+    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(a.device)?)?;
     let model = &run.model;
     if a.grid < 2 || a.grid > 100 {
         bail!("--grid must be between 2 and 100, got {}", a.grid);
@@ -183,7 +187,7 @@ pub fn walk(a: WalkRequest) -> Result<PathBuf> {
     if a.rows == 0 || a.rows > 100 || a.steps < 2 || a.steps > 100 {
         bail!("--rows must be 1..=100 and --steps 2..=100 (got {} and {})", a.rows, a.steps);
     }
-    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(DeviceChoice::Cpu)?)?;
+    let run = OpenRun::open(&a.run, a.checkpoint, backend::device(a.device)?)?;
     let model = &run.model;
     let k = model.spec.num_classes;
     if let Some(c) = a.class {

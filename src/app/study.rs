@@ -68,6 +68,10 @@ pub struct StudyRequest {
     /// Cap every run at this many updates (a smoke test of the study, not a result).
     #[arg(long)]
     pub max_steps: Option<u64>,
+    /// Where every run trains and is evaluated (with Slurm, on the node each task gets: ask for
+    /// GPU nodes with --partition).
+    #[arg(long, value_enum, default_value_t = crate::backend::DeviceChoice::Cpu)]
+    pub device: crate::backend::DeviceChoice,
     #[arg(long, value_enum, default_value = "local")]
     pub launcher: Launcher,
     /// Local launcher: runs at once [default: one per 2 cores].
@@ -124,7 +128,7 @@ pub fn study(a: StudyRequest) -> Result<Launched> {
         bail!("--jobs must be at least 1");
     }
     let models = if a.models.is_empty() { vec![ModelKind::Vae, ModelKind::Dcgan] } else { a.models.clone() };
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         a.dataset.clone(),
         models,
         (0..a.seeds).collect(),
@@ -133,6 +137,7 @@ pub fn study(a: StudyRequest) -> Result<Launched> {
         a.data_dir.clone(),
         a.max_steps,
     );
+    plan.device = a.device;
     let dir = a.out.clone().unwrap_or_else(|| plan.default_dir());
     let study = Study::create_or_continue(&dir, plan)?;
     match a.launcher {

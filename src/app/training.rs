@@ -36,6 +36,10 @@ pub struct ResumeRequest {
     /// Where the dataset is, if it moved since training.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Continue on this device [default: the one the run trained on]. Checkpoints hold host
+    /// values, so a run started on a GPU can finish on the CPU and the other way round.
+    #[arg(long, value_enum)]
+    pub device: Option<crate::backend::DeviceChoice>,
 }
 
 /// A finished (or stopped) training session.
@@ -78,6 +82,8 @@ pub fn start_with(cfg: &RunConfig, out: PathBuf) -> Result<Trained> {
 
 fn start_loaded(cfg: &RunConfig, out: PathBuf, data: &data::Splits) -> Result<Trained> {
     crate::train::trainer::check_start(cfg, data)?;
+    // A device this binary or machine lacks is refused before the run folder exists.
+    crate::backend::device(cfg.device)?;
     let (dir, _lock) = RunDir::create(&out)?;
     crate::util::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
     eprintln!(
@@ -109,6 +115,10 @@ pub fn resume(req: ResumeRequest) -> Result<Trained> {
     if req.data_dir.is_some() {
         cfg.data_dir = req.data_dir;
     }
+    if let Some(d) = req.device {
+        cfg.device = d;
+    }
+    crate::backend::device(cfg.device)?;
     cfg.validate()?;
     // Training has nothing left to do when either limit is reached.
     if let Some(st) = found.as_ref().map(|f| &f.checkpoint.meta.state)

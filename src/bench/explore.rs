@@ -24,13 +24,18 @@ pub struct DecodeLatency {
     pub p90_ms: f64,
 }
 
-pub fn decode_latency(runs: &[PathBuf], warmup: usize, requests: usize) -> Result<Vec<DecodeLatency>> {
+pub fn decode_latency(
+    runs: &[PathBuf],
+    warmup: usize,
+    requests: usize,
+    device: crate::backend::DeviceChoice,
+) -> Result<Vec<DecodeLatency>> {
     if requests == 0 {
         bail!("--steps must be at least 1");
     }
     let mut req: ExploreRequest = crate::app::with_defaults(&[runs[0].as_os_str()]);
     req.runs = runs.to_vec();
-    req.port = 0;
+    (req.port, req.device) = (0, device);
     let server = start(req)?;
     let base = server.url();
     std::thread::spawn(move || server.serve());

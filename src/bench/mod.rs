@@ -159,9 +159,10 @@ pub struct BenchRow {
     pub samples_per_sec: f64,
     pub flops_per_sample: u64,
     pub gflops_per_sec: f64,
-    pub peak_gflops: f64,
-    pub peak_isa: &'static str,
-    pub pct_of_peak: f64,
+    /// The CPU's measured FMA peak; None on a GPU (no CPU ceiling applies there).
+    pub peak_gflops: Option<f64>,
+    pub peak_isa: Option<&'static str>,
+    pub pct_of_peak: Option<f64>,
     pub threads: usize,
     /// Process CPU seconds per wall second over the timed steps (None where unmeasurable).
     pub cores_busy: Option<f64>,
@@ -199,7 +200,10 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
         Some(py) => Some(Reference::start(py, &data::data_dir(opts.data_dir.as_deref()).join("mnist"), threads)?),
         None => None,
     };
-    let peak = peak::measure(threads, Duration::from_millis(200));
+    if opts.pytorch.is_some() && opts.device != DeviceChoice::Cpu {
+        bail!("--pytorch compares CPU steps (its reference runs on the CPU); leave out --device or use --device cpu");
+    }
+    let peak = (opts.device == DeviceChoice::Cpu).then(|| peak::measure(threads, Duration::from_millis(200)));
     let batches: Vec<usize> = opts.models.iter().map(|m| opts.batch.unwrap_or(m.default_batch())).collect();
     if batches.contains(&0) {
         bail!("--batch must be at least 1");
@@ -238,9 +242,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
             samples_per_sec: sps,
             flops_per_sample,
             gflops_per_sec: gflops,
-            peak_gflops: peak.gflops,
-            peak_isa: peak.isa,
-            pct_of_peak: 100.0 * gflops / peak.gflops,
+            peak_gflops: peak.as_ref().map(|p| p.gflops),
+            peak_isa: peak.as_ref().map(|p| p.isa),
+            pct_of_peak: peak.as_ref().map(|p| 100.0 * gflops / p.gflops),
             threads,
             cores_busy: (!busy.is_empty()).then(|| median(&busy)),
             round_samples_per_sec: ours,

@@ -15,13 +15,13 @@ pub fn table(rows: &[BenchRow]) -> String {
     s.push('\n');
     for r in rows {
         s += &format!(
-            "{:<8} {:>5} {:>10.0} {:>9.2} {:>9.1} {:>7.1}% {:>7} {:>10}",
+            "{:<8} {:>5} {:>10.0} {:>9.2} {:>9.1} {:>8} {:>7} {:>10}",
             r.model,
             r.batch,
             r.samples_per_sec,
             r.median_step_ms,
             r.gflops_per_sec,
-            r.pct_of_peak,
+            r.pct_of_peak.map_or("-".into(), |p| format!("{p:.1}%")),
             r.threads,
             r.cores_busy.map_or("n/a".into(), |c| format!("{c:.2}")),
         );
@@ -35,11 +35,22 @@ pub fn table(rows: &[BenchRow]) -> String {
         s.push('\n');
     }
     if let Some(r) = rows.first() {
-        s += &format!(
-            "peak assumed: {:.1} GFLOP/s f32 = {} threads running {} FMA loops, measured now; FLOPs = 2 × the \
-             linear/conv multiply-adds of forward and backward (README, \"Speed\")\n",
-            r.peak_gflops, r.threads, r.peak_isa
-        );
+        match (r.peak_gflops, r.peak_isa) {
+            (Some(gf), Some(isa)) => {
+                s += &format!(
+                    "peak assumed: {gf:.1} GFLOP/s f32 = {} threads running {isa} FMA loops, measured now; FLOPs = 2 × \
+                     the linear/conv multiply-adds of forward and backward (README, \"Speed\")\n",
+                    r.threads
+                )
+            }
+            _ => {
+                s += &format!(
+                    "on --device {}: no % of peak (the peak measured is the CPU's); threads and cores busy are the \
+                     host's, which feeds the device\n",
+                    r.device.name()
+                )
+            }
+        }
         if r.rounds > 1 {
             s += &format!(
                 "medians over {} rounds of {} steps{}\n",

@@ -153,6 +153,16 @@ impl Features {
         Features { net, meta, path: PathBuf::new(), device: Device::flex() }
     }
 
+    /// The same network on another device. The instrument is trained and cached on the CPU (one
+    /// set of bits, so FID means the same everywhere); only its inference moves.
+    pub fn to_device(self, device: &Device) -> Features {
+        let net = match self.net {
+            Net::Classes(n) => Net::Classes(Box::new(n.to_device(device))),
+            Net::Attributes(n) => Net::Attributes(Box::new(n.to_device(device))),
+        };
+        Features { net, device: device.clone(), ..self }
+    }
+
     /// Short form of the weights hash for tables and protocols.
     pub fn hash(&self) -> &str {
         &self.meta.weights_sha256[..16]

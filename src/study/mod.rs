@@ -29,6 +29,10 @@ pub struct Plan {
     /// A cap on every run's updates (a smoke test of the study itself); None: the protocol's.
     #[serde(default)]
     pub max_steps: Option<u64>,
+    /// Where the runs train and are evaluated: results differ across devices, so it is part of
+    /// the design (studies from before it have the CPU).
+    #[serde(default)]
+    pub device: crate::backend::DeviceChoice,
     pub cells: Vec<Cell>,
     pub latentlab_version: String,
     pub created: String,
@@ -78,6 +82,7 @@ impl Plan {
             image_size,
             data_dir,
             max_steps,
+            device: crate::backend::DeviceChoice::Cpu,
             cells,
             latentlab_version: env!("CARGO_PKG_VERSION").into(),
             created: chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
@@ -332,14 +337,15 @@ fn work(study: &Study, cell: &Cell) -> Result<()> {
         image_size: plan.image_size,
         seed: Some(cell.seed),
         max_steps: plan.max_steps,
+        device: Some(plan.device),
         ..Default::default()
     };
     crate::app::compare::ensure_trained(cell.model, &run, given, plan.quick)?;
     if !RunDir::at(&run).eval().is_file() {
-        crate::app::compare::evaluate_run(&run, plan.data_dir.clone(), cell.seed, plan.quick)?;
+        crate::app::compare::evaluate_run(&run, plan.data_dir.clone(), cell.seed, plan.quick, plan.device)?;
     }
     if plan.seeds.first() == Some(&cell.seed) {
-        crate::app::compare::ensure_pictures(&run, plan.data_dir.clone())?;
+        crate::app::compare::ensure_pictures(&run, plan.data_dir.clone(), plan.device)?;
     }
     Ok(())
 }
