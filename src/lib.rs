@@ -26,6 +26,7 @@
 // text (plain, not markdown), so rustdoc's link and HTML lints are for the API above only.
 mod api;
 pub use api::{EvalOptions, EvalReport, ImageShape, Images, Metric, ModelKind, Options, Run, RunConfig, Which, score};
+pub use backend::DeviceChoice;
 
 #[doc(hidden)]
 #[allow(rustdoc::all)]

@@ -78,6 +78,11 @@ fn a_vae_trains_samples_and_evaluates_on_wgpu_as_on_the_cpu() {
     assert_eq!(a.len(), b.len());
     let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
     assert!(worst <= 2, "wgpu and CPU samples of one checkpoint differ by {worst}/255");
+    // The library opens a checkpoint onto a device as well.
+    let open = |d| latentlab::Run::open_on(cwd.join("gpu"), latentlab::Which::Latest, d).unwrap().sample(8, 3).unwrap();
+    let (on_gpu, on_cpu) = (open(latentlab::DeviceChoice::Wgpu), open(latentlab::DeviceChoice::Cpu));
+    let far = on_gpu.data.iter().zip(&on_cpu.data).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(far < 1e-3, "Run::open_on: wgpu and CPU samples differ by {far}");
     for (args, file) in [
         (vec!["walk", "gpu", "--device", "wgpu", "--rows", "2"], "final/walk.png"),
         (vec!["latent-map", "gpu", "--device", "wgpu", "--n", "300", "--grid", "5"], "final/latent-scatter.png"),
