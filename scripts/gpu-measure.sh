@@ -15,10 +15,15 @@ mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
 export LATENTLAB_CACHE="${LATENTLAB_CACHE:-$OUT/cache}"
 QUICK=()
+EVAL=()
 BENCH=(--steps 30 --warmup 10 --rounds 3)
+CPU_BENCH=(--model dcgan,dcgan-64)
 if [ "${GPU_MEASURE_QUICK:-0}" = 1 ]; then
-  QUICK=(--max-steps 20)
-  BENCH=(--steps 2 --warmup 1 --rounds 1)
+  # Every step of the script, each as small as it gets (lavapipe takes minutes per 64×64 model).
+  QUICK=(--max-steps 4)
+  EVAL=(--n 200)
+  BENCH=(--model mlp-vae --steps 2 --warmup 1 --rounds 1)
+  CPU_BENCH=()
 fi
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "no nvidia-smi"; lscpu | grep -E 'Model name|^CPU\(s\)'; } > "$OUT/machine.txt" 2>&1
@@ -51,10 +56,10 @@ timed() {
 
 timed bench-device "$BIN" bench --device "$DEV" "${BENCH[@]}"
 cat "$OUT/bench-device.log"
-timed bench-cpu "$BIN" bench --device cpu --model dcgan,dcgan-64 "${BENCH[@]}"
+timed bench-cpu "$BIN" bench --device cpu "${CPU_BENCH[@]}" "${BENCH[@]}"
 cat "$OUT/bench-cpu.log"
 timed dcgan-mnist "$BIN" train dcgan --device "$DEV" --out "$OUT/dcgan-mnist" "${QUICK[@]}"
 timed dcgan-faces "$BIN" train dcgan --dataset celeba --image-size 64 --device "$DEV" --out "$OUT/dcgan-faces" "${QUICK[@]}"
-timed eval-mnist "$BIN" eval "$OUT/dcgan-mnist" --device "$DEV" --metrics fid,prd
-timed eval-faces "$BIN" eval "$OUT/dcgan-faces" --device "$DEV" --metrics fid,prd
+timed eval-mnist "$BIN" eval "$OUT/dcgan-mnist" --device "$DEV" --metrics fid,prd "${EVAL[@]}"
+timed eval-faces "$BIN" eval "$OUT/dcgan-faces" --device "$DEV" --metrics fid,prd "${EVAL[@]}"
 for r in dcgan-mnist dcgan-faces; do grep -h '"wall_secs"\|"train_samples_per_sec"' "$OUT/$r/summary.json"; done
