@@ -88,6 +88,57 @@ pub struct Summary {
     /// Collapse-guard warnings raised during training.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Where the wall time of the session that finished the run went, by phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_secs: Option<LoopSecs>,
+}
+
+/// Wall seconds of one training session by phase: what `bench --loop` compares with the bare
+/// step, so that time spent around the step cannot grow unseen.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopSecs {
+    /// Batch assembly: gathering, binarisation, captions, upload.
+    pub data: f64,
+    /// The optimiser steps (forward, backward, update, losses read back).
+    pub step: f64,
+    /// Loss sums, metrics.jsonl, TensorBoard scalars, progress and guards.
+    pub log: f64,
+    /// Checkpoints, mid-epoch and at epoch ends.
+    pub checkpoint: f64,
+    /// The per-epoch test pass.
+    pub test: f64,
+    /// Per-epoch sample grids.
+    pub pictures: f64,
+    /// The rest of the epochs (shuffling, epoch bookkeeping).
+    pub other: f64,
+    /// The end of the run: the last checkpoint write, the final test pass and pictures.
+    pub last: f64,
+    /// Steps and samples this session trained.
+    pub steps: u64,
+    pub samples: u64,
+}
+
+impl LoopSecs {
+    /// The epochs' wall time (everything but the end of the run).
+    pub fn epochs(&self) -> f64 {
+        self.data + self.step + self.log + self.checkpoint + self.test + self.pictures + self.other
+    }
+
+    /// Two sessions' times together.
+    pub fn plus(&self, o: &LoopSecs) -> LoopSecs {
+        LoopSecs {
+            data: self.data + o.data,
+            step: self.step + o.step,
+            log: self.log + o.log,
+            checkpoint: self.checkpoint + o.checkpoint,
+            test: self.test + o.test,
+            pictures: self.pictures + o.pictures,
+            other: self.other + o.other,
+            last: self.last + o.last,
+            steps: self.steps + o.steps,
+            samples: self.samples + o.samples,
+        }
+    }
 }
 
 impl Summary {

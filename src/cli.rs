@@ -97,6 +97,11 @@ pub struct BenchArgs {
     /// and threads), interleaved round by round with ours, and add its samples/s and the ratio.
     #[arg(long)]
     pub pytorch: Option<PathBuf>,
+    /// Also time the loop as `train` runs it (data, step, logging, test pass, pictures,
+    /// checkpoints): EPOCHS epochs of each model's default run after each round's bare steps, and
+    /// the loop's rate ÷ the step's with where the rest went [default models: vae, dcgan, stackgan].
+    #[arg(long = "loop", value_name = "EPOCHS", num_args = 0..=1, default_missing_value = "1")]
+    pub loop_epochs: Option<u64>,
     /// Instead of training steps: the explorer's decode latency for these runs (a grid of 64
     /// images requested over HTTP `--steps` times after `--warmup`; median and 90th percentile).
     #[arg(long, num_args = 1.., value_name = "RUN")]
@@ -343,6 +348,9 @@ fn print_paths(paths: &[PathBuf]) -> Result<()> {
 
 fn bench(a: BenchArgs) -> Result<()> {
     if !a.explore.is_empty() {
+        if a.loop_epochs.is_some() {
+            bail!("--loop times training runs; --explore times the explorer: use one of them");
+        }
         let rows = crate::bench::explore::decode_latency(&a.explore, a.warmup, a.steps, a.device)?;
         if a.json {
             for r in &rows {
@@ -353,7 +361,15 @@ fn bench(a: BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let models = if a.model.is_empty() { crate::bench::BenchModel::ALL.to_vec() } else { a.model };
+    if a.loop_epochs == Some(0) {
+        bail!("--loop EPOCHS must be at least 1");
+    }
+    use crate::bench::BenchModel;
+    let models = match (a.model.is_empty(), a.loop_epochs) {
+        (false, _) => a.model,
+        (true, Some(_)) => vec![BenchModel::Vae, BenchModel::Dcgan, BenchModel::Stackgan],
+        (true, None) => BenchModel::ALL.to_vec(),
+    };
     let opts = crate::bench::BenchOptions {
         models,
         batch: a.batch,
@@ -363,6 +379,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         device: a.device,
         data_dir: a.data_dir,
         pytorch: a.pytorch,
+        loop_epochs: a.loop_epochs,
     };
     let rows = crate::bench::run(&opts)?;
     if a.json {

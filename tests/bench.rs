@@ -26,7 +26,7 @@ fn json_rows_are_consistent_with_the_flop_model() {
     let (ok, out, err) = cli(&["bench", "--json", "--steps", "3", "--warmup", "1", "--threads", "2"], tmp.path());
     assert!(ok, "{err}");
     let rows = json_lines(&out);
-    assert_eq!(rows.len(), 4, "{out}");
+    assert_eq!(rows.len(), 5, "{out}");
     let mnist = ImageShape { channels: 1, height: 28, width: 28 };
     let (g64, d64) = flops::scaled_dcgan_layers(ImageShape { channels: 3, height: 64, width: 64 }, 64, 100);
     let want = [
@@ -35,6 +35,12 @@ fn json_rows_are_consistent_with_the_flop_model() {
         ("dcgan", 64, flops::dcgan_step(mnist, 100)),
         ("dcgan-64", 64, flops::gan_step(&g64, &d64)),
     ];
+    // StackGAN's step is timed (both stages) but its FLOPs are not counted: no % of peak.
+    let stack = &rows[4];
+    assert_eq!(stack["model"], "stackgan");
+    assert!(stack["samples_per_sec"].as_f64().unwrap() > 0.0, "{stack}");
+    assert_eq!(stack["flops_per_sample"], 0);
+    assert!(stack["pct_of_peak"].is_null(), "{stack}");
     for (r, (name, batch, f)) in rows.iter().zip(want) {
         assert_eq!(r["model"], name);
         assert_eq!(r["batch"], batch);
@@ -113,10 +119,44 @@ fn pytorch_side_by_side_gives_the_median_of_per_round_ratios() {
 }
 
 #[test]
+fn loop_mode_times_an_epoch_as_train_runs_it() {
+    let _one_at_a_time = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["bench", "--json", "--model", "vae", "--loop", "--steps", "3", "--warmup", "1"];
+    let (ok, out, err) = cli(&args, tmp.path());
+    assert!(ok, "{err}");
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 1, "{out}");
+    let r = &rows[0];
+    let l = &r["loop_secs"];
+    // One epoch of `train vae`: 60,000 images in 469 batches of 128, every phase of the loop seen.
+    assert_eq!(l["steps"], 469, "{r}");
+    assert_eq!(l["samples"], 60000, "{r}");
+    for phase in ["data", "step", "checkpoint", "test"] {
+        assert!(l[phase].as_f64().unwrap() > 0.0, "{phase} not timed: {r}");
+    }
+    let epochs: f64 =
+        ["data", "step", "log", "checkpoint", "test", "pictures", "other"].iter().map(|k| l[k].as_f64().unwrap()).sum();
+    let loop_sps = r["loop_samples_per_sec"].as_f64().unwrap();
+    assert!((loop_sps - 60000.0 / epochs).abs() < 1e-6 * loop_sps, "{r}");
+    let ratio = r["loop_vs_step"].as_f64().unwrap();
+    assert!((ratio - loop_sps / r["samples_per_sec"].as_f64().unwrap()).abs() < 1e-9, "{r}");
+    // the loop spends most of its time in steps, and the step cannot take longer than the loop
+    let step = l["step"].as_f64().unwrap();
+    assert!(step > 0.5 * epochs && step < epochs, "{r}");
+    assert!(err.contains("epoch 1/1"), "the loop is train's own, with its epoch line: {err}");
+    // the scratch run folder is gone
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "bench --loop left {left:?}");
+}
+
+#[test]
 fn bad_inputs_are_named() {
     let _one_at_a_time = serial();
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
+        (&["bench", "--loop", "0"], "--loop EPOCHS must be at least 1"),
+        (&["bench", "--loop", "--explore", "runs/x"], "use one of them"),
         (&["bench", "--model", "resnet"], "resnet"),
         (&["bench", "--steps", "0"], "--steps must be at least 1"),
         (&["bench", "--rounds", "0"], "--rounds must be at least 1"),

@@ -51,10 +51,14 @@ pub enum BenchModel {
     #[value(name = "dcgan-64")]
     #[serde(rename = "dcgan-64")]
     Dcgan64,
+    /// `train stackgan`'s networks and step on MNIST with made captions, batch 64: half the steps
+    /// in stage I, half in stage II, as a run spends them (no PyTorch reference).
+    Stackgan,
 }
 
 impl BenchModel {
-    pub const ALL: [BenchModel; 4] = [BenchModel::MlpVae, BenchModel::Vae, BenchModel::Dcgan, BenchModel::Dcgan64];
+    pub const ALL: [BenchModel; 5] =
+        [BenchModel::MlpVae, BenchModel::Vae, BenchModel::Dcgan, BenchModel::Dcgan64, BenchModel::Stackgan];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -62,7 +66,13 @@ impl BenchModel {
             BenchModel::Vae => "vae",
             BenchModel::Dcgan => "dcgan",
             BenchModel::Dcgan64 => "dcgan-64",
+            BenchModel::Stackgan => "stackgan",
         }
+    }
+
+    /// Whether `bench/pytorch_ref.py` has this model.
+    fn has_reference(self) -> bool {
+        self != BenchModel::Stackgan
     }
 
     /// The dataset its batches come from (images of the shape `train` would see).
@@ -76,7 +86,7 @@ impl BenchModel {
     fn default_batch(self) -> usize {
         match self {
             BenchModel::MlpVae | BenchModel::Vae => 128,
-            BenchModel::Dcgan | BenchModel::Dcgan64 => 64,
+            BenchModel::Dcgan | BenchModel::Dcgan64 | BenchModel::Stackgan => 64,
         }
     }
 
@@ -100,6 +110,7 @@ impl BenchModel {
             ),
             BenchModel::Vae => (ModelKind::Vae, Options::default()),
             BenchModel::Dcgan => (ModelKind::Dcgan, Options::default()),
+            BenchModel::Stackgan => (ModelKind::Stackgan, Options::default()),
             BenchModel::Dcgan64 => (
                 ModelKind::Dcgan,
                 Options { width: Some(crate::models::pyramid::REFERENCE_WIDTH), ..Default::default() },
@@ -127,6 +138,8 @@ impl BenchModel {
                 let (g, d) = flops::scaled_dcgan_layers(shape, crate::models::pyramid::REFERENCE_WIDTH, 100);
                 flops::gan_step(&g, &d)
             }
+            // Not counted yet: the table shows no GFLOP/s for it.
+            BenchModel::Stackgan => 0,
         }
     }
 }
@@ -144,6 +157,9 @@ pub struct BenchOptions {
     pub data_dir: Option<PathBuf>,
     /// A Python with torch: also run `bench/pytorch_ref.py` with the same settings.
     pub pytorch: Option<PathBuf>,
+    /// Also time the loop as `train` runs it: this many epochs of the model's default run
+    /// (data, step, logging, test pass, pictures, checkpoints) after each round's bare steps.
+    pub loop_epochs: Option<u64>,
 }
 
 /// One row of the table (and one JSON line).
@@ -173,10 +189,17 @@ pub struct BenchRow {
     pub round_pytorch_samples_per_sec: Vec<f64>,
     /// Median over rounds of latentlab samples/s ÷ PyTorch samples/s in the same round.
     pub vs_pytorch: Option<f64>,
+    /// `--loop`: samples/s of the epochs as `train` runs them (median over rounds).
+    pub loop_samples_per_sec: Option<f64>,
+    /// `--loop`: median over rounds of the loop's rate ÷ the bare step's rate in the same round.
+    pub loop_vs_step: Option<f64>,
+    /// `--loop`: where the loop's time went, summed over rounds.
+    pub loop_secs: Option<crate::artifacts::LoopSecs>,
 }
 
-/// One model in one round: (samples/s, median step seconds, cores busy, PyTorch samples/s).
-type Round = (f64, f64, Option<f64>, Option<f64>);
+/// One model in one round: (samples/s, median step seconds, cores busy, PyTorch samples/s, the
+/// loop's time).
+type Round = (f64, f64, Option<f64>, Option<f64>, Option<crate::artifacts::LoopSecs>);
 
 /// Run the benchmark; rows in `opts.models` order.
 pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
@@ -212,12 +235,16 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     for _ in 0..opts.rounds {
         for (i, (&m, &batch)) in opts.models.iter().zip(&batches).enumerate() {
             let t = time_model(m, batch, opts, data_of(m))?;
-            let med = median(&t.step_secs);
+            let med = t.median_step;
             let theirs = match reference.as_mut() {
-                Some(r) => Some(r.measure(m, batch, opts.steps, opts.warmup)?),
+                Some(r) if m.has_reference() => Some(r.measure(m, batch, opts.steps, opts.warmup)?),
+                _ => None,
+            };
+            let looped = match opts.loop_epochs {
+                Some(e) => Some(timing::time_loop(m, batch, e, opts, data_of(m))?),
                 None => None,
             };
-            rounds[i].push((batch as f64 / med, med, t.cores_busy, theirs));
+            rounds[i].push((batch as f64 / med, med, t.cores_busy, theirs, looped));
         }
     }
     if let Some(r) = reference {
@@ -229,9 +256,15 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
         let theirs: Vec<f64> = rs.iter().filter_map(|r| r.3).collect();
         let ratios: Vec<f64> = rs.iter().filter_map(|r| r.3.map(|t| r.0 / t)).collect();
         let busy: Vec<f64> = rs.iter().filter_map(|r| r.2).collect();
+        let loop_rates: Vec<f64> =
+            rs.iter().filter_map(|r| r.4.as_ref().map(|l| l.samples as f64 / l.epochs().max(1e-9))).collect();
+        let loop_ratios: Vec<f64> =
+            rs.iter().filter_map(|r| r.4.as_ref().map(|l| l.samples as f64 / l.epochs().max(1e-9) / r.0)).collect();
+        let loop_secs = rs.iter().filter_map(|r| r.4.clone()).reduce(|a, b| a.plus(&b));
         let sps = median(&ours);
         let flops_per_sample = m.flops(data_of(m).train.shape);
         let gflops = sps * flops_per_sample as f64 / 1e9;
+        let counted = flops_per_sample > 0;
         rows.push(BenchRow {
             model: m.name(),
             device: opts.device,
@@ -244,13 +277,16 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
             gflops_per_sec: gflops,
             peak_gflops: peak.as_ref().map(|p| p.gflops),
             peak_isa: peak.as_ref().map(|p| p.isa),
-            pct_of_peak: peak.as_ref().map(|p| 100.0 * gflops / p.gflops),
+            pct_of_peak: peak.as_ref().filter(|_| counted).map(|p| 100.0 * gflops / p.gflops),
             threads,
             cores_busy: (!busy.is_empty()).then(|| median(&busy)),
             round_samples_per_sec: ours,
             pytorch_samples_per_sec: (!theirs.is_empty()).then(|| median(&theirs)),
             round_pytorch_samples_per_sec: theirs,
             vs_pytorch: (!ratios.is_empty()).then(|| median(&ratios)),
+            loop_samples_per_sec: (!loop_rates.is_empty()).then(|| median(&loop_rates)),
+            loop_vs_step: (!loop_ratios.is_empty()).then(|| median(&loop_ratios)),
+            loop_secs,
         });
     }
     Ok(rows)

@@ -9,18 +9,22 @@ pub fn table(rows: &[BenchRow]) -> String {
         "{:<8} {:>5} {:>10} {:>9} {:>9} {:>8} {:>7} {:>10}",
         "model", "batch", "samples/s", "step ms", "GFLOP/s", "% peak", "threads", "cores busy"
     );
+    let with_loop = rows.iter().any(|r| r.loop_samples_per_sec.is_some());
     if with_ref {
         s += &format!(" {:>11} {:>10}", "PyTorch s/s", "vs PyTorch");
+    }
+    if with_loop {
+        s += &format!(" {:>10} {:>9}", "loop s/s", "loop/step");
     }
     s.push('\n');
     for r in rows {
         s += &format!(
-            "{:<8} {:>5} {:>10.0} {:>9.2} {:>9.1} {:>8} {:>7} {:>10}",
+            "{:<8} {:>5} {:>10.0} {:>9.2} {:>9} {:>8} {:>7} {:>10}",
             r.model,
             r.batch,
             r.samples_per_sec,
             r.median_step_ms,
-            r.gflops_per_sec,
+            if r.flops_per_sample > 0 { format!("{:.1}", r.gflops_per_sec) } else { "-".into() },
             r.pct_of_peak.map_or("-".into(), |p| format!("{p:.1}%")),
             r.threads,
             r.cores_busy.map_or("n/a".into(), |c| format!("{c:.2}")),
@@ -32,7 +36,35 @@ pub fn table(rows: &[BenchRow]) -> String {
                 r.vs_pytorch.map_or("-".into(), |v| format!("{v:.2}×"))
             );
         }
+        if with_loop {
+            s += &format!(
+                " {:>10} {:>9}",
+                r.loop_samples_per_sec.map_or("-".into(), |v| format!("{v:.0}")),
+                r.loop_vs_step.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v))
+            );
+        }
         s.push('\n');
+    }
+    for r in rows {
+        if let Some(l) = &r.loop_secs {
+            let t = l.epochs().max(1e-9);
+            let pct = |x: f64| format!("{:.1}%", 100.0 * x / t);
+            s += &format!(
+                "{} loop ({} steps, {:.1} s): step {}, data {}, log {}, checkpoints {}, test pass {}, pictures {}, \
+                 other {}; the run's end (final test pass, pictures) {:.1} s more\n",
+                r.model,
+                l.steps,
+                l.epochs(),
+                pct(l.step),
+                pct(l.data),
+                pct(l.log),
+                pct(l.checkpoint),
+                pct(l.test),
+                pct(l.pictures),
+                pct(l.other),
+                l.last
+            );
+        }
     }
     if let Some(r) = rows.first() {
         match (r.peak_gflops, r.peak_isa) {

@@ -109,9 +109,33 @@ fn table_has_every_column() {
         pytorch_samples_per_sec: Some(1280.0),
         round_pytorch_samples_per_sec: vec![1280.0],
         vs_pytorch: Some(0.5),
+        loop_samples_per_sec: Some(576.0),
+        loop_vs_step: Some(0.9),
+        loop_secs: Some(crate::artifacts::LoopSecs {
+            data: 1.0,
+            step: 8.0,
+            checkpoint: 1.0,
+            steps: 100,
+            samples: 6400,
+            ..Default::default()
+        }),
     };
     let t = table(&[row]);
-    for col in ["samples/s", "GFLOP/s", "% peak", "threads", "cores busy", "vs PyTorch", "0.50×", "1.90"] {
+    for col in [
+        "samples/s",
+        "GFLOP/s",
+        "% peak",
+        "threads",
+        "cores busy",
+        "vs PyTorch",
+        "0.50×",
+        "1.90",
+        "loop s/s",
+        "576",
+        "90.0%",
+        "step 80.0%, data 10.0%",
+        "checkpoints 10.0%",
+    ] {
         assert!(t.contains(col), "{col} missing from\n{t}");
     }
 }

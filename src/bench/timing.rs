@@ -2,10 +2,12 @@
 //! process CPU time that gives "cores busy".
 
 use super::{BenchModel, BenchOptions};
+use crate::artifacts::LoopSecs;
 use crate::backend;
 use crate::data::{self, Batch, Loader};
 use crate::models::Net;
 use crate::models::blocks::matrix;
+use crate::run::RunDir;
 use crate::train::trainer::{optimizers, spec_for};
 use crate::util::{Stream, rng};
 use anyhow::{Result, bail};
@@ -40,14 +42,21 @@ pub fn median(xs: &[f64]) -> f64 {
 
 /// Timings of one model's steps.
 pub(super) struct Timed {
-    pub(super) step_secs: Vec<f64>,
+    /// The median step; for a StackGAN the mean of its two stages' medians (a run spends half its
+    /// steps in each).
+    pub(super) median_step: f64,
     pub(super) cores_busy: Option<f64>,
 }
 
 pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, data: &data::Splits) -> Result<Timed> {
     let cfg = model.config(batch, opts.device, opts.data_dir.clone(), data.train.shape)?;
-    let spec = spec_for(&cfg, data, None)?;
+    let text_data = cfg.model.decl().text.then(|| crate::data::captions::for_splits(&cfg.dataset, data)).transpose()?;
+    let spec = spec_for(&cfg, data, text_data.as_ref())?;
     spec.validate()?;
+    let captions = match (&spec.text, &text_data) {
+        (Some(t), Some(d)) => crate::train::stack::tokenised(t, d),
+        _ => Vec::new(),
+    };
     let ad = backend::device(opts.device)?.autodiff();
     let mut net = Net::new(&spec, cfg.seed, &ad);
     let mut optims = optimizers(&spec);
@@ -71,6 +80,9 @@ pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, d
         let t0 = Instant::now();
         let x = matrix(b.x.clone(), b.n, spec.shape.len(), &ad);
         let noise = &mut rng(cfg.seed, Stream::Noise, s as u64);
+        let stage = if s < opts.warmup + opts.steps / 2 { 1 } else { 2 };
+        let text = (!captions.is_empty())
+            .then(|| crate::train::stack::text_batch(&captions, &b.idx, &b.labels, cfg.seed, s as u64, stage));
         // Every step ends by reading its losses to the host, so the clock sees finished work.
         let (next, values) = crate::train::trainer::step(
             net,
@@ -80,7 +92,7 @@ pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, d
             cfg.lr,
             x,
             &conds[s % batches.len()],
-            None,
+            text.as_ref(),
             noise,
         );
         net = next;
@@ -96,7 +108,35 @@ pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, d
         (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
         _ => None,
     };
-    Ok(Timed { step_secs, cores_busy })
+    let median_step = if captions.is_empty() {
+        median(&step_secs)
+    } else {
+        let (one, two) = step_secs.split_at(step_secs.len() / 2);
+        if one.is_empty() { median(two) } else { 0.5 * (median(one) + median(two)) }
+    };
+    Ok(Timed { median_step, cores_busy })
+}
+
+/// `bench --loop`: `epochs` epochs of the model's default run, trained by `train` itself into a
+/// scratch run folder in the current directory (where runs usually live, so checkpoints see the
+/// same disk), which is removed afterwards. Returns where the time went.
+pub(super) fn time_loop(
+    model: BenchModel,
+    batch: usize,
+    epochs: u64,
+    opts: &BenchOptions,
+    data: &data::Splits,
+) -> Result<LoopSecs> {
+    let mut cfg = model.config(batch, opts.device, opts.data_dir.clone(), data.train.shape)?;
+    cfg.epochs = epochs;
+    let path = std::path::PathBuf::from(format!(".latentlab-bench-loop-{}-{}", std::process::id(), model.name()));
+    let (dir, lock) = RunDir::create(&path)?;
+    eprintln!("bench --loop: {} epoch(s) of `train {}` as a run trains them", epochs, cfg.model.name());
+    let trained = crate::train::train(&dir, &cfg, data, None);
+    drop(lock);
+    let _ = std::fs::remove_dir_all(&path);
+    let summary = trained?;
+    summary.loop_secs.ok_or_else(|| anyhow::anyhow!("bench --loop {}: the run reported no loop times", model.name()))
 }
 
 /// The worker threads burn's CPU backend uses (rayon's global pool).

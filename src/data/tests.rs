@@ -42,3 +42,34 @@ fn dynamic_binarisation_is_bernoulli_of_the_pixel() {
     let sym = Loader::new(&d, 1, Binarize::None, Range::Symmetric, 1).batch(&[0], 0, 0);
     assert!((sym.x[0] - (64.0 / 127.5 - 1.0)).abs() < 1e-6);
 }
+
+#[test]
+fn integer_binarisation_gives_the_float_tests_bits() {
+    use crate::util::{Stream, rng};
+    use rand::Rng;
+    // Every grey level, at the edges of its threshold and over a stream of draws: the integer
+    // test gives exactly the bits of `random::<f32>() * 255 < p`, the test runs were made with.
+    let on = |m: u32, p: u8| (m as f32 / (1u32 << 24) as f32) * 255.0 < p as f32;
+    let t = super::loader::thresholds();
+    for p in 0..=255u8 {
+        let th = t[p as usize];
+        if th > 0 {
+            assert!(on(th - 1, p), "level {p}: draw {} below the threshold must be on", th - 1);
+        }
+        if th < 1 << 24 {
+            assert!(!on(th, p), "level {p}: draw {th} at the threshold must be off");
+        }
+    }
+    let images: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let mut old = rng(7, Stream::Binarize, 3);
+    let want: Vec<f32> =
+        images.iter().map(|&p| if old.random::<f32>() * 255.0 < p as f32 { 1.0 } else { 0.0 }).collect();
+    let mut r = rng(7, Stream::Binarize, 3);
+    let got = to_unit(&images, true, &mut r);
+    assert_eq!(got, want);
+    // The stream ends where the sequential draws ended.
+    assert_eq!(r.random::<u32>(), old.random::<u32>());
+    let mut sym = Vec::new();
+    super::loader::binarize_into(&images, &mut rng(7, Stream::Binarize, 3), (-1.0, 1.0), &mut sym);
+    assert_eq!(sym, want.iter().map(|v| v * 2.0 - 1.0).collect::<Vec<_>>());
+}

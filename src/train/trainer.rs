@@ -7,7 +7,7 @@ use super::log::MetricsLog;
 use super::progress::{evaluate, fmt_losses, means, progress_bar};
 pub use super::step::{check_start, optimizers, spec_for, spec_of, step};
 use super::tensorboard::TbWriter;
-use crate::artifacts::{Status, Summary};
+use crate::artifacts::{LoopSecs, Status, Summary};
 use crate::backend;
 use crate::config::RunConfig;
 use crate::data::{Loader, Splits};
@@ -170,6 +170,10 @@ fn run_loop(
     let mut saved_at = state.step;
     // A timed warm-up: after a few steps, one line says how long the rest will take here.
     let mut eta = Eta::new(state.step);
+    // Where this session's wall time goes (summary.json `loop_secs`; `bench --loop` reports it).
+    let mut phases = LoopSecs::default();
+    let mut writer = CheckpointWriter::default();
+    let mut lap = Instant::now();
 
     'epochs: while state.epoch < cfg.epochs {
         let epoch = state.epoch;
@@ -189,6 +193,7 @@ fn run_loop(
                 pb.finish_and_clear();
                 break 'epochs;
             }
+            phases.other += lap_secs(&mut lap);
             let t0 = Instant::now();
             let batch = loader.batch(&order, state.batch_in_epoch as usize, state.step);
             let x = matrix(batch.x, batch.n, spec.shape.len(), &ad);
@@ -207,13 +212,16 @@ fn run_loop(
             });
             // Text models draw their captions above; the others' condition comes with the images.
             let cond = if text.is_some() { Vec::new() } else { spec.cond_of_data(&data.train, &batch.idx) };
+            phases.data += lap_secs(&mut lap);
             let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &cond, text.as_ref(), noise);
             net = next;
+            phases.step += lap_secs(&mut lap);
             let mut values = values;
             if injected_nan(state.step + 1) {
                 values[0].1 = f64::NAN;
             }
             if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+                writer.finish()?;
                 let ck = if dir.latest().exists() { dir.latest().display().to_string() } else { "none yet".into() };
                 write_summary(
                     dir,
@@ -262,11 +270,13 @@ fn run_loop(
                 state.running.clear();
             }
             if checkpoint_due(state.step, cfg.checkpoint_every, state.batch_in_epoch, nb) {
+                phases.log += lap_secs(&mut lap);
                 tb.as_mut().map(TbWriter::flush).transpose()?;
                 net.sync_running_stats();
                 state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
-                save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
+                save_checkpoint(&mut writer, dir, cfg, &spec, data, &net, &optims, &state, false)?;
                 saved_at = state.step;
+                phases.checkpoint += lap_secs(&mut lap);
             }
             if let Some(msg) =
                 eta.update(state.step, total_steps, batch.n, (!captions.is_empty()).then_some(stage_two_from))
@@ -277,6 +287,9 @@ fn run_loop(
                 pb.set_message(format!("loss {:.2}", values[0].1));
             }
             pb.inc(1);
+            phases.log += lap_secs(&mut lap);
+            phases.samples += batch.n as u64;
+            phases.steps += 1;
         }
         pb.finish_and_clear();
 
@@ -286,7 +299,9 @@ fn run_loop(
         state.epoch += 1;
         state.batch_in_epoch = 0;
         let model = Model { spec: spec.clone(), net: net.valid(), device: base.clone() };
+        phases.other += lap_secs(&mut lap);
         let test = evaluate(&model, &data.test, &test_batches);
+        phases.test += lap_secs(&mut lap);
         let train_means = means(&std::mem::take(&mut state.epoch_sums));
         let sps = epoch_samples as f64 / epoch_secs.max(1e-9);
         let line = json!({
@@ -303,12 +318,14 @@ fn run_loop(
             epoch_secs,
             sps
         );
+        phases.log += lap_secs(&mut lap);
         let grid = epoch_pictures(dir, cfg, &model, data, state.epoch)?;
         if let Some(tb) = &mut tb {
             tb.metrics(&line)?;
             tb.png("samples", state.step, &grid)?;
             tb.flush()?;
         }
+        phases.pictures += lap_secs(&mut lap);
         let test_loss = test["loss"].as_f64().unwrap_or(f64::INFINITY);
         // A GAN's test "loss" is D's; lower is not better, so its best checkpoint is not tracked.
         let improved = spec.kind.decl().held_out.lower_is_better && state.best_test_loss.is_none_or(|b| test_loss < b);
@@ -316,15 +333,21 @@ fn run_loop(
             state.best_test_loss = Some(test_loss);
         }
         state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
-        save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, improved)?;
+        save_checkpoint(&mut writer, dir, cfg, &spec, data, &net, &optims, &state, improved)?;
         saved_at = state.step;
+        phases.checkpoint += lap_secs(&mut lap);
     }
+    phases.other += lap_secs(&mut lap);
     net.sync_running_stats();
     tb.as_mut().map(TbWriter::flush).transpose()?;
     if (stop == Stop::MaxSteps || stop == Stop::Interrupted) && saved_at != state.step {
         state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
-        save_checkpoint(dir, cfg, &spec, data, &net, &optims, &state, false)?;
+        save_checkpoint(&mut writer, dir, cfg, &spec, data, &net, &optims, &state, false)?;
     }
+    phases.checkpoint += lap_secs(&mut lap);
+    // The last write in flight is waited for once per run, as the final pictures are.
+    writer.finish()?;
+    phases.last += lap_secs(&mut lap);
     if stop == Stop::Interrupted {
         write_summary(dir, cfg, &state, Status::Interrupted, None, 0.0, None)?;
         return Err(Interrupted(format!(
@@ -340,6 +363,7 @@ fn run_loop(
     let model = Model { spec: spec.clone(), net: net.valid(), device: base };
     let test = evaluate(&model, &data.test, &test_batches);
     final_pictures(dir, cfg, &model, data)?;
+    phases.last += lap_secs(&mut lap);
     if crate::util::fault("kill-before-summary") {
         // A kill at the worst moment of the final phase: pictures written, no summary yet.
         // SAFETY: raising a signal at the own process has no memory-safety preconditions.
@@ -349,7 +373,18 @@ fn run_loop(
     // epochs logged.
     let sps = if step_samples > 0 { step_samples as f64 / step_secs.max(1e-9) } else { logged_rate(dir) };
     let status = if stop == Stop::Completed { Status::Completed } else { Status::MaxSteps };
-    write_summary(dir, cfg, &state, status, Some(test), sps, None)
+    let summary = write_summary(dir, cfg, &state, status, Some(test), sps, None)?;
+    let summary = Summary { loop_secs: Some(phases), ..summary };
+    summary.save(&dir.summary())?;
+    Ok(summary)
+}
+
+/// Seconds since `lap`, which moves to now.
+fn lap_secs(lap: &mut Instant) -> f64 {
+    let now = Instant::now();
+    let s = now.duration_since(*lap).as_secs_f64();
+    *lap = now;
+    s
 }
 
 /// The one estimate of a session: steps from the 3rd on (allocation and caches warm) until 5 s
@@ -443,8 +478,46 @@ fn collapse_warning(floor: Option<f64>, running: &Sums, step: u64, log_every: u6
 #[cfg(test)]
 mod tests;
 
+/// Checkpoint files written on a thread of their own, so that the disk and its fsyncs overlap the
+/// next steps (they took 5 % of a `train vae` epoch). One write in flight at a time, in order; its
+/// error is returned by the next `save` or by `finish`. Dropping the writer waits for the write.
+#[derive(Default)]
+struct CheckpointWriter(Option<std::thread::JoinHandle<Result<()>>>);
+
+impl CheckpointWriter {
+    fn save(&mut self, dir: &RunDir, bytes: Vec<u8>, best: bool) -> Result<()> {
+        self.finish()?;
+        let (latest, previous, best) = (dir.latest(), dir.previous(), best.then(|| dir.best()));
+        let write = move || -> Result<()> {
+            crate::util::write_atomic_keeping(&latest, Some(&previous), &bytes).context("saving checkpoint")?;
+            if let Some(best) = best {
+                crate::util::write_atomic(&best, &bytes).context("saving best checkpoint")?;
+            }
+            Ok(())
+        };
+        let handle = std::thread::Builder::new().name("checkpoint".into()).spawn(write);
+        self.0 = Some(handle.context("cannot start the checkpoint writer")?);
+        Ok(())
+    }
+
+    /// Wait for the write in flight; its error, if it failed.
+    fn finish(&mut self) -> Result<()> {
+        match self.0.take() {
+            Some(h) => h.join().map_err(|_| anyhow::anyhow!("the checkpoint writer panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn save_checkpoint(
+    writer: &mut CheckpointWriter,
     dir: &RunDir,
     cfg: &RunConfig,
     spec: &ModelSpec,
@@ -468,12 +541,7 @@ fn save_checkpoint(
         model: model.to_vec(),
         optim: optim.to_vec(),
     };
-    let bytes = ck.encode();
-    crate::util::write_atomic_keeping(&dir.latest(), Some(&dir.previous()), &bytes).context("saving checkpoint")?;
-    if best {
-        crate::util::write_atomic(&dir.best(), &bytes).context("saving best checkpoint")?;
-    }
-    Ok(())
+    writer.save(dir, ck.encode(), best)
 }
 
 fn write_summary(
@@ -501,6 +569,7 @@ fn write_summary(
         seed: cfg.seed,
         device: format!("{:?}", cfg.device).to_lowercase(),
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        loop_secs: None,
     };
     s.save(&dir.summary())?;
     Ok(s)
