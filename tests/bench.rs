@@ -48,6 +48,7 @@ fn json_rows_are_consistent_with_the_flop_model() {
         assert_eq!(r["flops_per_sample"].as_u64(), Some(f));
         let sps = r["samples_per_sec"].as_f64().unwrap();
         let ms = r["median_step_ms"].as_f64().unwrap();
+        assert!(r["mean_step_ms"].as_f64().unwrap() > 0.0, "{r}");
         assert!(sps > 0.0 && ms > 0.0, "{r}");
         assert!((sps - batch as f64 * 1e3 / ms).abs() < 1e-6 * sps, "{r}");
         let gf = r["gflops_per_sec"].as_f64().unwrap();

@@ -172,6 +172,8 @@ pub struct BenchRow {
     pub rounds: usize,
     /// Median over rounds of each round's median step.
     pub median_step_ms: f64,
+    /// Median over rounds of each round's mean step (slow steps included, as a run sees them).
+    pub mean_step_ms: f64,
     pub samples_per_sec: f64,
     pub flops_per_sample: u64,
     pub gflops_per_sec: f64,
@@ -198,8 +200,8 @@ pub struct BenchRow {
 }
 
 /// One model in one round: (samples/s, median step seconds, cores busy, PyTorch samples/s, the
-/// loop's time).
-type Round = (f64, f64, Option<f64>, Option<f64>, Option<crate::artifacts::LoopSecs>);
+/// loop's time, mean step seconds).
+type Round = (f64, f64, Option<f64>, Option<f64>, Option<crate::artifacts::LoopSecs>, f64);
 
 /// Run the benchmark; rows in `opts.models` order.
 pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
@@ -244,7 +246,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
                 Some(e) => Some(timing::time_loop(m, batch, e, opts, data_of(m))?),
                 None => None,
             };
-            rounds[i].push((batch as f64 / med, med, t.cores_busy, theirs, looped));
+            rounds[i].push((batch as f64 / med, med, t.cores_busy, theirs, looped, t.mean_step));
         }
     }
     if let Some(r) = reference {
@@ -272,6 +274,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
             steps: opts.steps,
             rounds: opts.rounds,
             median_step_ms: median(&rs.iter().map(|r| r.1).collect::<Vec<_>>()) * 1e3,
+            mean_step_ms: median(&rs.iter().map(|r| r.5).collect::<Vec<_>>()) * 1e3,
             samples_per_sec: sps,
             flops_per_sample,
             gflops_per_sec: gflops,

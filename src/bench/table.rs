@@ -51,7 +51,8 @@ pub fn table(rows: &[BenchRow]) -> String {
             let pct = |x: f64| format!("{:.1}%", 100.0 * x / t);
             s += &format!(
                 "{} loop ({} steps, {:.1} s): step {}, data {}, log {}, checkpoints {}, test pass {}, pictures {}, \
-                 other {}; the run's end (final test pass, pictures) {:.1} s more\n",
+                 other {}; the run's end (last checkpoint write, final test pass, pictures) {:.1} s more; its steps \
+                 ran at {:.0} samples/s (bare steps: {:.0} at the median step, {:.0} at the mean)\n",
                 r.model,
                 l.steps,
                 l.epochs(),
@@ -62,7 +63,10 @@ pub fn table(rows: &[BenchRow]) -> String {
                 pct(l.test),
                 pct(l.pictures),
                 pct(l.other),
-                l.last
+                l.last,
+                l.samples as f64 / l.step.max(1e-9),
+                r.samples_per_sec,
+                r.batch as f64 * 1e3 / r.mean_step_ms.max(1e-9)
             );
         }
     }

@@ -97,6 +97,7 @@ fn table_has_every_column() {
         steps: 3,
         rounds: 1,
         median_step_ms: 100.0,
+        mean_step_ms: 104.0,
         samples_per_sec: 640.0,
         flops_per_sample: 1_000_000,
         gflops_per_sec: 0.64,

@@ -45,6 +45,8 @@ pub(super) struct Timed {
     /// The median step; for a StackGAN the mean of its two stages' medians (a run spends half its
     /// steps in each).
     pub(super) median_step: f64,
+    /// The mean step: what a run's throughput follows, slow steps included.
+    pub(super) mean_step: f64,
     pub(super) cores_busy: Option<f64>,
 }
 
@@ -114,7 +116,8 @@ pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, d
         let (one, two) = step_secs.split_at(step_secs.len() / 2);
         if one.is_empty() { median(two) } else { 0.5 * (median(one) + median(two)) }
     };
-    Ok(Timed { median_step, cores_busy })
+    let mean_step = step_secs.iter().sum::<f64>() / step_secs.len() as f64;
+    Ok(Timed { median_step, mean_step, cores_busy })
 }
 
 /// `bench --loop`: `epochs` epochs of the model's default run, trained by `train` itself into a

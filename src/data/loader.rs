@@ -119,7 +119,10 @@ impl<'a> Loader<'a> {
         let src = self.static_bits.as_deref().unwrap_or(&self.data.images);
         if self.binarize == Binarize::Dynamic {
             // The whole batch's pixels at once: draws in the same order as image by image.
-            let pixels: Vec<u8> = idx.iter().flat_map(|&i| &src[i * l..(i + 1) * l]).copied().collect();
+            let mut pixels = Vec::with_capacity(idx.len() * l);
+            for &i in idx {
+                pixels.extend_from_slice(&src[i * l..(i + 1) * l]);
+            }
             let levels = if self.range == Range::Unit { (0.0, 1.0) } else { (-1.0, 1.0) };
             binarize_into(&pixels, r, levels, &mut x);
         }
