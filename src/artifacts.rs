@@ -124,6 +124,16 @@ impl LoopSecs {
         self.data + self.step + self.log + self.checkpoint + self.test + self.pictures + self.other
     }
 
+    /// Samples/s of the epochs, everything in them counted.
+    pub fn rate(&self) -> f64 {
+        self.samples as f64 / self.epochs().max(1e-9)
+    }
+
+    /// Samples/s of the steps alone.
+    pub fn step_rate(&self) -> f64 {
+        self.samples as f64 / self.step.max(1e-9)
+    }
+
     /// Two sessions' times together.
     pub fn plus(&self, o: &LoopSecs) -> LoopSecs {
         LoopSecs {

@@ -199,9 +199,17 @@ pub struct BenchRow {
     pub loop_secs: Option<crate::artifacts::LoopSecs>,
 }
 
-/// One model in one round: (samples/s, median step seconds, cores busy, PyTorch samples/s, the
-/// loop's time, mean step seconds).
-type Round = (f64, f64, Option<f64>, Option<f64>, Option<crate::artifacts::LoopSecs>, f64);
+/// One model in one round.
+#[derive(Clone)]
+struct Round {
+    /// Samples/s at the median step.
+    sps: f64,
+    median_step: f64,
+    mean_step: f64,
+    cores_busy: Option<f64>,
+    pytorch_sps: Option<f64>,
+    looped: Option<crate::artifacts::LoopSecs>,
+}
 
 /// Run the benchmark; rows in `opts.models` order.
 pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
@@ -237,7 +245,6 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     for _ in 0..opts.rounds {
         for (i, (&m, &batch)) in opts.models.iter().zip(&batches).enumerate() {
             let t = time_model(m, batch, opts, data_of(m))?;
-            let med = t.median_step;
             let theirs = match reference.as_mut() {
                 Some(r) if m.has_reference() => Some(r.measure(m, batch, opts.steps, opts.warmup)?),
                 _ => None,
@@ -246,7 +253,14 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
                 Some(e) => Some(timing::time_loop(m, batch, e, opts, data_of(m))?),
                 None => None,
             };
-            rounds[i].push((batch as f64 / med, med, t.cores_busy, theirs, looped, t.mean_step));
+            rounds[i].push(Round {
+                sps: batch as f64 / t.median_step,
+                median_step: t.median_step,
+                mean_step: t.mean_step,
+                cores_busy: t.cores_busy,
+                pytorch_sps: theirs,
+                looped,
+            });
         }
     }
     if let Some(r) = reference {
@@ -254,15 +268,13 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     }
     let mut rows = Vec::new();
     for ((&m, &batch), rs) in opts.models.iter().zip(&batches).zip(rounds) {
-        let ours: Vec<f64> = rs.iter().map(|r| r.0).collect();
-        let theirs: Vec<f64> = rs.iter().filter_map(|r| r.3).collect();
-        let ratios: Vec<f64> = rs.iter().filter_map(|r| r.3.map(|t| r.0 / t)).collect();
-        let busy: Vec<f64> = rs.iter().filter_map(|r| r.2).collect();
-        let loop_rates: Vec<f64> =
-            rs.iter().filter_map(|r| r.4.as_ref().map(|l| l.samples as f64 / l.epochs().max(1e-9))).collect();
-        let loop_ratios: Vec<f64> =
-            rs.iter().filter_map(|r| r.4.as_ref().map(|l| l.samples as f64 / l.epochs().max(1e-9) / r.0)).collect();
-        let loop_secs = rs.iter().filter_map(|r| r.4.clone()).reduce(|a, b| a.plus(&b));
+        let ours: Vec<f64> = rs.iter().map(|r| r.sps).collect();
+        let theirs: Vec<f64> = rs.iter().filter_map(|r| r.pytorch_sps).collect();
+        let ratios: Vec<f64> = rs.iter().filter_map(|r| r.pytorch_sps.map(|t| r.sps / t)).collect();
+        let busy: Vec<f64> = rs.iter().filter_map(|r| r.cores_busy).collect();
+        let loop_rates: Vec<f64> = rs.iter().filter_map(|r| r.looped.as_ref().map(|l| l.rate())).collect();
+        let loop_ratios: Vec<f64> = rs.iter().filter_map(|r| r.looped.as_ref().map(|l| l.rate() / r.sps)).collect();
+        let loop_secs = rs.iter().filter_map(|r| r.looped.clone()).reduce(|a, b| a.plus(&b));
         let sps = median(&ours);
         let flops_per_sample = m.flops(data_of(m).train.shape);
         let gflops = sps * flops_per_sample as f64 / 1e9;
@@ -273,8 +285,8 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
             batch,
             steps: opts.steps,
             rounds: opts.rounds,
-            median_step_ms: median(&rs.iter().map(|r| r.1).collect::<Vec<_>>()) * 1e3,
-            mean_step_ms: median(&rs.iter().map(|r| r.5).collect::<Vec<_>>()) * 1e3,
+            median_step_ms: median(&rs.iter().map(|r| r.median_step).collect::<Vec<_>>()) * 1e3,
+            mean_step_ms: median(&rs.iter().map(|r| r.mean_step).collect::<Vec<_>>()) * 1e3,
             samples_per_sec: sps,
             flops_per_sample,
             gflops_per_sec: gflops,

@@ -64,7 +64,7 @@ pub fn table(rows: &[BenchRow]) -> String {
                 pct(l.pictures),
                 pct(l.other),
                 l.last,
-                l.samples as f64 / l.step.max(1e-9),
+                l.step_rate(),
                 r.samples_per_sec,
                 r.batch as f64 * 1e3 / r.mean_step_ms.max(1e-9)
             );

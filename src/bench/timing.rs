@@ -8,7 +8,7 @@ use crate::data::{self, Batch, Loader};
 use crate::models::Net;
 use crate::models::blocks::matrix;
 use crate::run::RunDir;
-use crate::train::trainer::{optimizers, spec_for};
+use crate::train::trainer::{optimizers, spec_with_captions};
 use crate::util::{Stream, rng};
 use anyhow::{Result, bail};
 use std::time::Instant;
@@ -52,13 +52,8 @@ pub(super) struct Timed {
 
 pub(super) fn time_model(model: BenchModel, batch: usize, opts: &BenchOptions, data: &data::Splits) -> Result<Timed> {
     let cfg = model.config(batch, opts.device, opts.data_dir.clone(), data.train.shape)?;
-    let text_data = cfg.model.decl().text.then(|| crate::data::captions::for_splits(&cfg.dataset, data)).transpose()?;
-    let spec = spec_for(&cfg, data, text_data.as_ref())?;
+    let (spec, captions) = spec_with_captions(&cfg, data)?;
     spec.validate()?;
-    let captions = match (&spec.text, &text_data) {
-        (Some(t), Some(d)) => crate::train::stack::tokenised(t, d),
-        _ => Vec::new(),
-    };
     let ad = backend::device(opts.device)?.autodiff();
     let mut net = Net::new(&spec, cfg.seed, &ad);
     let mut optims = optimizers(&spec);

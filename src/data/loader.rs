@@ -7,17 +7,6 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-/// Pixels of `images` as f32 in [0,1], optionally Bernoulli-binarised with `rng`.
-pub fn to_unit(images: &[u8], binarize: bool, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let mut out = Vec::with_capacity(images.len());
-    if binarize {
-        binarize_into(images, rng, (0.0, 1.0), &mut out);
-    } else {
-        out.extend(images.iter().map(|&p| p as f32 / 255.0));
-    }
-    out
-}
-
 /// Bernoulli pixels: grey level p is `on` with probability p/255, one draw of `rng` per pixel, in
 /// pixel order; `rng` ends past the last draw.
 ///
@@ -125,12 +114,13 @@ impl<'a> Loader<'a> {
             }
             let levels = if self.range == Range::Unit { (0.0, 1.0) } else { (-1.0, 1.0) };
             binarize_into(&pixels, r, levels, &mut x);
-        }
-        for &i in idx.iter().filter(|_| self.binarize != Binarize::Dynamic) {
-            let img = &src[i * l..(i + 1) * l];
-            match self.range {
-                Range::Unit => x.extend(img.iter().map(|&p| p as f32 / 255.0)),
-                Range::Symmetric => x.extend(img.iter().map(|&p| p as f32 / 127.5 - 1.0)),
+        } else {
+            for &i in idx {
+                let img = &src[i * l..(i + 1) * l];
+                match self.range {
+                    Range::Unit => x.extend(img.iter().map(|&p| p as f32 / 255.0)),
+                    Range::Symmetric => x.extend(img.iter().map(|&p| p as f32 / 127.5 - 1.0)),
+                }
             }
         }
         let labels = match &self.data.labels {

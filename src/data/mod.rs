@@ -14,7 +14,7 @@ mod resolve;
 mod tests;
 
 pub use celeba::Attributes;
-pub use loader::{Batch, Loader, to_unit};
+pub use loader::{Batch, Loader, binarize_into};
 pub use resolve::{FASHION_CLASSES, NAMES, Transform, data_dir, load, load_idx_pair, load_with};
 
 use serde::{Deserialize, Serialize};

@@ -65,11 +65,12 @@ fn integer_binarisation_gives_the_float_tests_bits() {
     let want: Vec<f32> =
         images.iter().map(|&p| if old.random::<f32>() * 255.0 < p as f32 { 1.0 } else { 0.0 }).collect();
     let mut r = rng(7, Stream::Binarize, 3);
-    let got = to_unit(&images, true, &mut r);
+    let mut got = Vec::new();
+    binarize_into(&images, &mut r, (0.0, 1.0), &mut got);
     assert_eq!(got, want);
     // The stream ends where the sequential draws ended.
     assert_eq!(r.random::<u32>(), old.random::<u32>());
     let mut sym = Vec::new();
-    super::loader::binarize_into(&images, &mut rng(7, Stream::Binarize, 3), (-1.0, 1.0), &mut sym);
+    binarize_into(&images, &mut rng(7, Stream::Binarize, 3), (-1.0, 1.0), &mut sym);
     assert_eq!(sym, want.iter().map(|v| v * 2.0 - 1.0).collect::<Vec<_>>());
 }

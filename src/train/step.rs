@@ -31,6 +31,18 @@ pub fn spec_for(cfg: &RunConfig, data: &Splits, text: Option<&TextData>) -> anyh
     })
 }
 
+/// `spec_for` with the captions it trains on: a text model's tokenised captions of every training
+/// image (each phrasing), from its vocabulary; empty for the other models.
+pub fn spec_with_captions(cfg: &RunConfig, data: &Splits) -> anyhow::Result<(ModelSpec, Vec<Vec<Vec<u32>>>)> {
+    let text_data = cfg.model.decl().text.then(|| crate::data::captions::for_splits(&cfg.dataset, data)).transpose()?;
+    let spec = spec_for(cfg, data, text_data.as_ref())?;
+    let captions = match (&spec.text, &text_data) {
+        (Some(t), Some(d)) => super::stack::tokenised(t, d),
+        _ => Vec::new(),
+    };
+    Ok((spec, captions))
+}
+
 /// Training captions a text model without classes keeps for default samples.
 const EXAMPLE_CAPTIONS: usize = 512;
 

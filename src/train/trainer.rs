@@ -5,7 +5,7 @@
 use super::artifacts::{epoch_pictures, final_pictures};
 use super::log::MetricsLog;
 use super::progress::{evaluate, fmt_losses, means, progress_bar};
-pub use super::step::{check_start, optimizers, spec_for, spec_of, step};
+pub use super::step::{check_start, optimizers, spec_for, spec_of, spec_with_captions, step};
 use super::tensorboard::TbWriter;
 use crate::artifacts::{LoopSecs, Status, Summary};
 use crate::backend;
@@ -98,8 +98,7 @@ fn run_loop(
     let base = backend::device(cfg.device)?;
     let ad = base.clone().autodiff();
     // Text models train on captions: the data's own, or ones made from its labels and pixels.
-    let text_data = cfg.model.decl().text.then(|| crate::data::captions::for_splits(&cfg.dataset, data)).transpose()?;
-    let mut spec = spec_for(cfg, data, text_data.as_ref())?;
+    let (mut spec, captions) = spec_with_captions(cfg, data)?;
     // A run keeps the architecture it started with: a DCGAN from before D's 3×3 layer resumes
     // without it (the layer is the release's, not the config's).
     if let Some(ck) = &resume {
@@ -116,10 +115,6 @@ fn run_loop(
         );
     }
     spec.validate()?;
-    let captions = match (&spec.text, &text_data) {
-        (Some(t), Some(d)) => super::stack::tokenised(t, d),
-        _ => Vec::new(),
-    };
     let log = MetricsLog::new(dir.metrics());
 
     let (mut net, mut optims, mut state): (Net, Vec<ModuleOptimizer>, TrainState) = match resume {
@@ -161,8 +156,6 @@ fn run_loop(
     let show_progress = std::io::stderr().is_terminal();
 
     let mut stop = Stop::Completed;
-    let mut step_secs = 0.0f64;
-    let mut step_samples = 0u64;
     let session_start = Instant::now();
     let wall_before = state.wall_secs;
     // The step of the checkpoint on disk: a stop right after a save does not save the same step
@@ -196,7 +189,6 @@ fn run_loop(
                 break 'epochs;
             }
             phases.other += lap_secs(&mut lap);
-            let t0 = Instant::now();
             let batch = loader.batch(&order, state.batch_in_epoch as usize, state.step);
             let x = matrix(batch.x, batch.n, spec.shape.len(), &ad);
             let noise = &mut rng(cfg.seed, Stream::Noise, state.step);
@@ -244,8 +236,6 @@ fn run_loop(
             }
             state.step += 1;
             state.batch_in_epoch += 1;
-            step_secs += t0.elapsed().as_secs_f64();
-            step_samples += batch.n as u64;
             epoch_samples += batch.n as u64;
             for (k, v) in &values {
                 for sums in [&mut state.running, &mut state.epoch_sums] {
@@ -377,7 +367,11 @@ fn run_loop(
     }
     // A session that only wrote the final phase (its training had ended) reports the rate the
     // epochs logged.
-    let sps = if step_samples > 0 { step_samples as f64 / step_secs.max(1e-9) } else { logged_rate(dir) };
+    let sps = if phases.samples > 0 {
+        phases.samples as f64 / (phases.data + phases.step).max(1e-9)
+    } else {
+        logged_rate(dir)
+    };
     let status = if stop == Stop::Completed { Status::Completed } else { Status::MaxSteps };
     let summary = write_summary(dir, cfg, &state, status, Some(test), sps, None)?;
     let summary = Summary { loop_secs: Some(phases), ..summary };
