@@ -14,6 +14,8 @@
 #          D with its 3×3 layer, Adam 8e-4 β1 0.5, batch 64); quality: FID of 10,000 samples by
 #          `latentlab eval` (the run's own samples, and PyTorch's .npy through --samples).
 # latentlab writes checkpoints, pictures and a summary as every run does; PyTorch writes its samples.
+# Peak memory (maximum resident set of each training process) comes from GNU time (/usr/bin/time)
+# where it is installed, and shows as "-" where it is not.
 set -euo pipefail
 PY=${1:?usage: bash bench/whole_run.sh PYTHON [OUT]}
 OUT=${2:-whole-run}
@@ -29,12 +31,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 rm -rf "$OUT/ll-vae" "$OUT/ll-dcgan"
 
-# wall seconds of a command (its output kept in $OUT/NAME.log)
+# wall seconds of a command (its output kept in $OUT/NAME.log, its peak resident KiB in $OUT/NAME.rss)
 timed() {
   local name=$1; shift
-  local t0 t1
+  local t0 t1 gnu=()
+  [ -x /usr/bin/time ] && gnu=(/usr/bin/time -o "$OUT/$name.rss" -f %M)
+  rm -f "$OUT/$name.rss"
   t0=$(date +%s.%N)
-  "$@" >"$OUT/$name.log" 2>&1 || { echo "whole_run.sh: $name failed; see $OUT/$name.log" >&2; tail -5 "$OUT/$name.log" >&2; exit 1; }
+  "${gnu[@]}" "$@" >"$OUT/$name.log" 2>&1 || { echo "whole_run.sh: $name failed; see $OUT/$name.log" >&2; tail -5 "$OUT/$name.log" >&2; exit 1; }
   t1=$(date +%s.%N)
   python3 -c "print(f'{$t1 - $t0:.1f}')"
 }
@@ -67,17 +71,26 @@ def fid(path):
         return None
     f = find(json.load(open(path)))
     return float("nan") if f is None else f
+def rss_mb(name):
+    try:
+        return int(open(f"{out}/{name}.rss").read().split()[-1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+def mb(v):
+    return "-" if v is None else f"{v:,.0f}"
 n_vae, n_gan = 60000 * ve, (60000 // 64) * 64 * ge
 rows = [
-    ("vae", ve, ll_vae, pt_vae, n_vae / ll_vae, n_vae / pt_vae, f"test -ELBO {lv['test']['loss']:.2f} vs {pv['test_neg_elbo']:.2f}"),
-    ("dcgan", ge, ll_gan, pt_gan, n_gan / ll_gan, n_gan / pt_gan,
+    ("vae", ve, ll_vae, pt_vae, n_vae / ll_vae, n_vae / pt_vae, rss_mb("ll-vae"), rss_mb("pt-vae"),
+     f"test -ELBO {lv['test']['loss']:.2f} vs {pv['test_neg_elbo']:.2f}"),
+    ("dcgan", ge, ll_gan, pt_gan, n_gan / ll_gan, n_gan / pt_gan, rss_mb("ll-dcgan"), rss_mb("pt-dcgan"),
      f"FID {fid(f'{out}/ll-dcgan-eval.json'):.1f} vs {fid(f'{out}/pt-dcgan-eval.json'):.1f}"),
 ]
-print("| model | epochs | latentlab wall s | PyTorch wall s | wall ratio (ours ÷ theirs) | samples/s (ours / theirs, wall) | quality (ours vs theirs) |")
-print("|---|---|---|---|---|---|---|")
-for m, e, a, b, sa, sb, q in rows:
-    print(f"| {m} | {e} | {a:.1f} | {b:.1f} | **{a / b:.2f}×** | {sa:,.0f} / {sb:,.0f} | {q} |")
-json.dump({"rows": [dict(zip(["model", "epochs", "latentlab_wall_s", "pytorch_wall_s", "ratio", "latentlab_sps", "pytorch_sps", "quality"],
-                             [m, e, a, b, a / b, sa, sb, q])) for m, e, a, b, sa, sb, q in rows]},
+print("| model | epochs | latentlab wall s | PyTorch wall s | wall ratio (ours ÷ theirs) | samples/s (ours / theirs, wall) | peak MB (ours / theirs) | quality (ours vs theirs) |")
+print("|---|---|---|---|---|---|---|---|")
+for m, e, a, b, sa, sb, ra, rb, q in rows:
+    print(f"| {m} | {e} | {a:.1f} | {b:.1f} | **{a / b:.2f}×** | {sa:,.0f} / {sb:,.0f} | {mb(ra)} / {mb(rb)} | {q} |")
+keys = ["model", "epochs", "latentlab_wall_s", "pytorch_wall_s", "ratio", "latentlab_sps", "pytorch_sps",
+        "latentlab_peak_mb", "pytorch_peak_mb", "quality"]
+json.dump({"rows": [dict(zip(keys, [m, e, a, b, a / b, sa, sb, ra, rb, q])) for m, e, a, b, sa, sb, ra, rb, q in rows]},
           open(f"{out}/whole-run.json", "w"), indent=1)
 EOF

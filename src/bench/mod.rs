@@ -13,7 +13,7 @@
 pub mod explore;
 pub mod flops;
 pub mod peak;
-mod reference;
+pub(crate) mod reference;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -244,6 +244,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     let mut rounds: Vec<Vec<Round>> = vec![Vec::new(); opts.models.len()];
     for _ in 0..opts.rounds {
         for (i, (&m, &batch)) in opts.models.iter().zip(&batches).enumerate() {
+            if let Some(r) = reference.as_ref() {
+                r.wait_idle();
+            }
             let t = time_model(m, batch, opts, data_of(m))?;
             let theirs = match reference.as_mut() {
                 Some(r) if m.has_reference() => Some(r.measure(m, batch, opts.steps, opts.warmup)?),

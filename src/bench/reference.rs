@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The PyTorch reference script, shipped inside the binary.
 pub const PYTORCH_REF: &str = include_str!("../../bench/pytorch_ref.py");
@@ -90,6 +91,13 @@ impl Reference {
         }
     }
 
+    /// Waits (up to 3 s) until the reference process stops using the CPU: PyTorch's OpenMP workers
+    /// spin for a while after its last step, and a latentlab round timed during that spin shares
+    /// the cores with them (on 2 cores this halved a 0.1 s mlp-vae round).
+    pub(super) fn wait_idle(&self) {
+        wait_idle(self.child.id(), Duration::from_secs(3));
+    }
+
     pub(super) fn finish(mut self) {
         let _ = writeln!(self.stdin, "{{\"quit\": true}}");
         drop(self.stdin);
@@ -113,6 +121,36 @@ pub fn parse_pytorch(stdout: &str) -> Result<Vec<(String, f64)>> {
         bail!("the PyTorch reference printed no results");
     }
     Ok(v)
+}
+
+/// Nanoseconds on a CPU of all threads of process `pid` (Linux `/proc/PID/task/*/schedstat`);
+/// None where that is not readable.
+fn cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for t in tasks.flatten() {
+        // A thread that exits between the listing and the read is simply not counted.
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    Some(total)
+}
+
+/// Polls every 10 ms until process `pid` used under 1 ms of CPU in the last 10 ms, or `limit`
+/// passed; returns how long it waited (0 where the process's CPU time is not readable).
+pub(super) fn wait_idle(pid: u32, limit: Duration) -> Duration {
+    let t0 = Instant::now();
+    let Some(mut last) = cpu_ns(pid) else { return Duration::ZERO };
+    while t0.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(10));
+        let Some(now) = cpu_ns(pid) else { break };
+        if now.saturating_sub(last) < 1_000_000 {
+            break;
+        }
+        last = now;
+    }
+    t0.elapsed()
 }
 
 fn tempfile_dir() -> Result<PathBuf> {

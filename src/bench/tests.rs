@@ -140,3 +140,29 @@ fn table_has_every_column() {
         assert!(t.contains(col), "{col} missing from\n{t}");
     }
 }
+
+/// `--pytorch` waits for the reference to stop spinning before timing latentlab: the wait lasts
+/// while a process burns CPU and ends within a few polls of an idle one.
+#[cfg(target_os = "linux")]
+#[test]
+fn waits_for_a_busy_process_and_not_for_an_idle_one() {
+    use std::process::Command;
+    use std::time::Duration;
+    let mut idle = Command::new("sleep").arg("5").spawn().unwrap();
+    let waited = reference::wait_idle(idle.id(), Duration::from_secs(3));
+    idle.kill().unwrap();
+    idle.wait().unwrap();
+    assert!(waited < Duration::from_millis(500), "waited {waited:?} for a sleeping process");
+    // A shell counting in a loop (a second or so of CPU), then marking the end and sleeping.
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("done");
+    let script = format!("i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done; : > '{}'; sleep 20", done.display());
+    let mut busy = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let waited = reference::wait_idle(busy.id(), Duration::from_secs(20));
+    let finished = done.exists();
+    busy.kill().unwrap();
+    busy.wait().unwrap();
+    assert!(finished, "stopped waiting after {waited:?} while the process was still counting");
+    assert!(waited < Duration::from_secs(19), "never saw the process go idle ({waited:?})");
+}

@@ -83,3 +83,23 @@ fn the_collapse_guard_is_the_models_declared_floor() {
     assert!(collapse_warning(ModelKind::Vae.decl().collapse_below, &sums(0.0), 50, 50).is_none());
     assert!(collapse_warning(gan, &Sums::new(), 50, 50).is_none());
 }
+
+/// The estimate: the steps left at the measured rate, plus a third of a step's cost per test
+/// image for each epoch end still to come (and one for a run that stops mid-epoch); a StackGAN's
+/// stage-II steps count double.
+#[test]
+fn estimate_counts_steps_test_passes_and_stage_two() {
+    // 10 epochs of 469 steps, 10,000 test images, 0.01 s a step of 128 images, at step 100.
+    let left = Left { total: 4690, nb: 469, test_n: 10_000, slower_from: None };
+    assert_eq!(left.test_passes(100), 10);
+    let want = 4590.0 * 0.01 + 10.0 * 10_000.0 * (0.01 / 128.0) / 3.0;
+    assert!((left.secs(100, 0.01, 128) - want).abs() < 1e-9, "{} vs {want}", left.secs(100, 0.01, 128));
+    // Stopping mid-epoch (--max-steps 1000): epochs end at 469 and 938, and the run's end tests once more.
+    let capped = Left { total: 1000, ..left };
+    assert_eq!(capped.test_passes(100), 3);
+    assert_eq!(capped.test_passes(500), 2);
+    // Stage II from step 2345: its 2345 steps count as 4690.
+    let stack = Left { slower_from: Some(2345), test_n: 0, ..left };
+    assert!((stack.secs(100, 0.01, 64) - (2245.0 + 4690.0) * 0.01).abs() < 1e-9);
+    assert!((stack.secs(3000, 0.01, 64) - 1690.0 * 0.01).abs() < 1e-9);
+}
