@@ -92,8 +92,8 @@ impl Reference {
     }
 
     /// Waits (up to 3 s) until the reference process stops using the CPU: PyTorch's OpenMP workers
-    /// spin for a while after its last step, and a latentlab round timed during that spin shares
-    /// the cores with them (on 2 cores this halved a 0.1 s mlp-vae round).
+    /// spin after its last step (~10 ms on the 2-core Zen 4 VM), and a latentlab round timed during
+    /// that spin would share the cores with them.
     pub(super) fn wait_idle(&self) {
         wait_idle(self.child.id(), Duration::from_secs(3));
     }
