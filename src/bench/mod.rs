@@ -13,7 +13,7 @@
 pub mod explore;
 pub mod flops;
 pub mod peak;
-pub(crate) mod reference;
+mod reference;
 mod table;
 #[cfg(test)]
 mod tests;
