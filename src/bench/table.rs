@@ -75,7 +75,8 @@ pub fn table(rows: &[BenchRow]) -> String {
             (Some(gf), Some(isa)) => {
                 s += &format!(
                     "peak assumed: {gf:.1} GFLOP/s f32 = {} threads running {isa} FMA loops, measured now; FLOPs = 2 × \
-                     the linear/conv multiply-adds of forward and backward (README, \"Speed\")\n",
+                     the linear/conv multiply-adds of forward and backward, convolutions counted as direct ones (Winograd \
+                     layers do fewer: their GFLOP/s is effective; README, \"Speed\")\n",
                     r.threads
                 )
             }

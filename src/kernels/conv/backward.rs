@@ -2,7 +2,7 @@
 //! (`backward_transposed`): input, weight and bias, with per-chunk partial sums added in chunk order.
 
 use super::layout::{add_into, chunk_nhwc, col2im, im2col, nchw_to_nhwc, unpermute_weight};
-use super::{Geom, Mem, with_scratch};
+use super::{Geom, Mem, winograd, with_scratch};
 use crate::kernels::act::{Act, with_act};
 use crate::kernels::gemm::{Par, matmul, view};
 use crate::kernels::simd::multiversion;
@@ -130,19 +130,35 @@ pub fn backward(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
     let chunks = g.n.div_ceil(cb);
     let mut dx = need.input.then(|| vec![0.0f32; g.n * g.xs()]);
     let outs = chunk_outputs(dx.as_deref_mut(), cb * g.xs(), chunks);
+    let plan = winograd::applies(g).then(|| winograd::Plan::new(g));
+    let u = plan.as_ref().filter(|_| need.input).map(|p| p.weights(g, wp));
     let parts: Vec<ChunkGrads> = outs
         .into_par_iter()
         .enumerate()
         .map(|(i, dxc)| {
             let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
             let r = nb * p;
-            with_scratch([kd * r, r * g.co, (r * g.co).max(nb * g.xs())], |col, gbuf, tmp| {
+            let scratch = plan.as_ref().map_or(kd * r, |p| p.scratch(g, nb));
+            with_scratch([scratch, r * g.co, (r * g.co).max(nb * g.xs())], |col, gbuf, tmp| {
                 let gr = grad_rows(s.grad, s.output, act, (b0, nb), g.co, p, gbuf, tmp);
                 let db = need.bias.then(|| {
                     let mut acc = vec![0.0f32; g.co];
                     column_sums(gr, &mut acc);
                     acc
                 });
+                if let Some(plan) = &plan {
+                    // dM once for both gradients; dV and V share the other part of the scratch.
+                    let (dm, v) = col.split_at_mut(plan.dm_len(g, nb));
+                    plan.grad_transform(g, gr, nb, dm);
+                    if let (Some(dxc), Some(u)) = (dxc, &u) {
+                        plan.data_chunk(g, dm, nb, u, dxc, v);
+                    }
+                    let du = need.weight.then(|| {
+                        let xc = chunk_nhwc(s.input.0, s.input.1, b0, nb, g.ci, hw, &mut tmp[..nb * g.xs()]);
+                        plan.weight_chunk(g, xc, nb, dm, v)
+                    });
+                    return (du, db);
+                }
                 if let Some(dxc) = dxc {
                     matmul(r, kd, g.co, col, kd, false, view(gr, g.co, 1), view(wp, 1, g.co), Par::Seq);
                     col2im(g, col, nb, dxc);

@@ -2,7 +2,7 @@
 //! (X = f(Wᵀ ⋆ Y + b)), each per chunk of images.
 
 use super::layout::{chunk_nhwc, col2im, im2col};
-use super::{Geom, Mem, with_scratch};
+use super::{Geom, Mem, winograd, with_scratch};
 use crate::kernels::act::{Act, with_act};
 use crate::kernels::gemm::{Par, matmul, view};
 use crate::kernels::simd::multiversion;
@@ -30,16 +30,26 @@ pub fn forward(g: &Geom, x: &[f32], x_mem: Mem, wp: &[f32], bias: Option<&[f32]>
     let (cb, p, kd) = (g.chunk(), g.p(), g.kdim());
     let zeros = vec![0.0f32; g.co];
     let bias = bias.unwrap_or(&zeros);
+    let wino = winograd::applies(g).then(|| {
+        let plan = winograd::Plan::new(g);
+        let u = plan.weights(g, wp);
+        (plan, u)
+    });
     let mut y = vec![0.0f32; g.n * g.ys()];
     y.par_chunks_mut(cb * g.ys()).enumerate().for_each(|(i, yc)| {
         let (b0, nb) = (i * cb, yc.len() / g.ys());
         let r = nb * p;
         let tbuf = if x_mem == Mem::Nchw { nb * g.xs() } else { 0 };
-        with_scratch([kd * r, tbuf, 0], |col, t, _| {
+        let scratch = wino.as_ref().map_or(kd * r, |(plan, _)| plan.scratch(g, nb));
+        with_scratch([scratch, tbuf, 0], |col, t, _| {
             let xc = chunk_nhwc(x, x_mem, b0, nb, g.ci, g.h * g.w, t);
-            im2col(g, xc, nb, col);
-            // Y[r, co] = col[r, K′] · Wp[K′, co]
-            matmul(r, g.co, kd, yc, g.co, false, view(col, kd, 1), view(wp, g.co, 1), Par::Seq);
+            if let Some((plan, u)) = &wino {
+                plan.forward_chunk(g, xc, nb, u, yc, col);
+            } else {
+                im2col(g, xc, nb, col);
+                // Y[r, co] = col[r, K′] · Wp[K′, co]
+                matmul(r, g.co, kd, yc, g.co, false, view(col, kd, 1), view(wp, g.co, 1), Par::Seq);
+            }
             bias_act_rows(yc, bias, act);
         });
     });
@@ -55,19 +65,31 @@ pub fn backward_data(g: &Geom, y: &[f32], y_mem: Mem, wp: &[f32], bias: Option<&
     let (cb, p, kd, hw) = (g.chunk(), g.p(), g.kdim(), g.h * g.w);
     let zeros = vec![0.0f32; g.ci];
     let bias = bias.unwrap_or(&zeros);
+    let wino = winograd::applies(g).then(|| {
+        let plan = winograd::Plan::new(g);
+        let u = plan.weights(g, wp);
+        (plan, u)
+    });
     let mut x = vec![0.0f32; g.n * g.xs()];
     x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
         let (b0, nb) = (i * cb, xc.len() / g.xs());
         let r = nb * p;
         let tbuf = if y_mem == Mem::Nchw { nb * g.ys() } else { 0 };
-        with_scratch([kd * r, tbuf, 0], |dcol, t, _| {
+        let scratch = wino.as_ref().map_or(kd * r, |(plan, _)| plan.scratch(g, nb));
+        with_scratch([scratch, tbuf, 0], |dcol, t, _| {
             let yc = chunk_nhwc(y, y_mem, b0, nb, g.co, p, t);
-            // dcol[r, K′] = Y[r, co] · Wpᵀ[co, K′]
-            matmul(r, kd, g.co, dcol, kd, false, view(yc, g.co, 1), view(wp, 1, g.co), Par::Seq);
             for px in xc.chunks_mut(g.ci) {
                 px.copy_from_slice(bias);
             }
-            col2im(g, dcol, nb, xc);
+            if let Some((plan, u)) = &wino {
+                let (dm, dv) = dcol.split_at_mut(plan.dm_len(g, nb));
+                plan.grad_transform(g, yc, nb, dm);
+                plan.data_chunk(g, dm, nb, u, xc, dv);
+            } else {
+                // dcol[r, K′] = Y[r, co] · Wpᵀ[co, K′]
+                matmul(r, kd, g.co, dcol, kd, false, view(yc, g.co, 1), view(wp, 1, g.co), Par::Seq);
+                col2im(g, dcol, nb, xc);
+            }
             debug_assert_eq!(xc.len(), nb * hw * g.ci);
             crate::kernels::act::apply_inplace(xc, act);
         });

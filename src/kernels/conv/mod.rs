@@ -24,6 +24,7 @@ mod forward;
 mod layout;
 #[cfg(test)]
 pub(crate) mod tests;
+mod winograd;
 
 pub use backward::{Grads, Need, Saved, backward, backward_transposed};
 pub use forward::{backward_data, forward};

@@ -66,9 +66,19 @@ fn forward_adjoint_and_weight_gradient_agree_with_the_definition() {
         ([3, 2, 9, 8], 5, [4, 4], [2, 2], [1, 1]),
         ([2, 4, 8, 9], 3, [3, 5], [2, 1], [0, 2]),
         ([17, 2, 6, 6], 3, [4, 4], [2, 2], [1, 1]),
+        // Winograd F(4×4) on 7×7 and 4×3, F(2×2) on 6×5 and 1×2: odd and even sizes, maps
+        // smaller than a tile's patch, several chunks.
+        ([3, 16, 7, 7], 16, [3, 3], [1, 1], [1, 1]),
+        ([2, 20, 6, 5], 17, [3, 3], [1, 1], [1, 1]),
+        ([2, 16, 1, 2], 24, [3, 3], [1, 1], [1, 1]),
+        ([19, 16, 4, 3], 16, [3, 3], [1, 1], [1, 1]),
     ];
     for (xs, co, k, s, pd) in shapes {
         let g = Geom::conv(xs, co, k, s, pd).unwrap();
+        assert_eq!(winograd::applies(&g), xs[1] >= 16, "{g:?}");
+        if winograd::applies(&g) {
+            assert_eq!(winograd::tile_side(&g), if matches!(xs[2..], [7, 7] | [4, 3]) { 4 } else { 2 }, "{g:?}");
+        }
         let x = rand_vec(&mut rng, g.n * g.xs());
         let w = rand_vec(&mut rng, g.co * g.kdim());
         let mut x_nhwc = vec![0.0; x.len()];
@@ -114,10 +124,19 @@ fn transposed_geometry_inverts_the_convolution_shape() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let g = Geom::conv([37, 8, 14, 14], 16, [4, 4], [2, 2], [1, 1]).unwrap();
-    let x = rand_vec(&mut rng, g.n * g.xs());
-    let w = rand_vec(&mut rng, g.co * g.kdim());
-    let d = rand_vec(&mut rng, g.n * g.ys());
+    for g in [
+        Geom::conv([37, 8, 14, 14], 16, [4, 4], [2, 2], [1, 1]).unwrap(),
+        Geom::conv([37, 16, 7, 7], 32, [3, 3], [1, 1], [1, 1]).unwrap(),
+    ] {
+        thread_count_invariant(&g, &mut rng);
+    }
+}
+
+fn thread_count_invariant(g: &Geom, rng: &mut ChaCha8Rng) {
+    let g = *g;
+    let x = rand_vec(rng, g.n * g.xs());
+    let w = rand_vec(rng, g.co * g.kdim());
+    let d = rand_vec(rng, g.n * g.ys());
     let need = Need { input: true, weight: true, bias: true };
     let w = permute_weight(&g, &w);
     let run = |threads: usize| {
