@@ -123,29 +123,36 @@ pub fn parse_pytorch(stdout: &str) -> Result<Vec<(String, f64)>> {
     Ok(v)
 }
 
-/// Nanoseconds on a CPU of all threads of process `pid` (Linux `/proc/PID/task/*/schedstat`);
-/// None where that is not readable.
-fn cpu_ns(pid: u32) -> Option<u64> {
+/// Of all threads of process `pid`: nanoseconds spent on a CPU or runnable and waiting for one
+/// (`/proc/PID/task/*/schedstat`, its first two fields), and whether one is runnable now (state R
+/// in `stat`; the counters only move when a thread is switched, so a spinner that other work keeps
+/// off the cores for a whole poll shows only here). None where these are unreadable (not Linux).
+fn demand(pid: u32) -> Option<(u64, bool)> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0u64;
+    let (mut total, mut runnable) = (0u64, false);
     for t in tasks.flatten() {
         // A thread that exits between the listing and the read is simply not counted.
         if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-            total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            total += s.split_whitespace().take(2).filter_map(|v| v.parse::<u64>().ok()).sum::<u64>();
+        }
+        if let Ok(s) = std::fs::read_to_string(t.path().join("stat")) {
+            // "pid (comm) S …": the state follows the last ')' (comm may hold spaces and parens).
+            runnable |= s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('R'));
         }
     }
-    Some(total)
+    Some((total, runnable))
 }
 
-/// Polls every 10 ms until process `pid` used under 1 ms of CPU in the last 10 ms, or `limit`
-/// passed; returns how long it waited (0 where the process's CPU time is not readable).
+/// Polls every 10 ms until process `pid` neither ran nor waited to run for 1 ms of the last 10 ms
+/// and has no runnable thread, or `limit` passed; returns how long it waited (0 where its scheduler
+/// statistics are unreadable).
 pub(super) fn wait_idle(pid: u32, limit: Duration) -> Duration {
     let t0 = Instant::now();
-    let Some(mut last) = cpu_ns(pid) else { return Duration::ZERO };
+    let Some((mut last, _)) = demand(pid) else { return Duration::ZERO };
     while t0.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(10));
-        let Some(now) = cpu_ns(pid) else { break };
-        if now.saturating_sub(last) < 1_000_000 {
+        let Some((now, runnable)) = demand(pid) else { break };
+        if now.saturating_sub(last) < 1_000_000 && !runnable {
             break;
         }
         last = now;

@@ -142,7 +142,8 @@ fn table_has_every_column() {
 }
 
 /// `--pytorch` waits for the reference to stop spinning before timing latentlab: the wait lasts
-/// while a process burns CPU and ends within a few polls of an idle one.
+/// while a process burns CPU (even while other work keeps it off the cores: CI runs tests in
+/// parallel) and ends within a few polls of an idle one.
 #[cfg(target_os = "linux")]
 #[test]
 fn waits_for_a_busy_process_and_not_for_an_idle_one() {
