@@ -9,7 +9,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() {
     // Never hand freed pages back to the kernel: a training step frees and reallocates the same
-    // multi-MB buffers every few milliseconds, and after mimalloc's default 10 ms purge each comes
+    // multi-MB buffers every few milliseconds, and after mimalloc's purge delay each comes
     // back as freshly zeroed huge pages (perf: ~4 % of a DCGAN step in `clear_page`). The process
     // keeps its peak footprint, which it reaches in the first step anyway. MIMALLOC_PURGE_DELAY
     // still overrides this.

@@ -30,11 +30,7 @@ pub fn forward(g: &Geom, x: &[f32], x_mem: Mem, wp: &[f32], bias: Option<&[f32]>
     let (cb, p, kd) = (g.chunk(), g.p(), g.kdim());
     let zeros = vec![0.0f32; g.co];
     let bias = bias.unwrap_or(&zeros);
-    let wino = winograd::applies(g).then(|| {
-        let plan = winograd::Plan::new(g);
-        let u = plan.weights(g, wp);
-        (plan, u)
-    });
+    let wino = winograd::Plan::with_weights(g, wp);
     let mut y = vec![0.0f32; g.n * g.ys()];
     y.par_chunks_mut(cb * g.ys()).enumerate().for_each(|(i, yc)| {
         let (b0, nb) = (i * cb, yc.len() / g.ys());
@@ -65,11 +61,7 @@ pub fn backward_data(g: &Geom, y: &[f32], y_mem: Mem, wp: &[f32], bias: Option<&
     let (cb, p, kd, hw) = (g.chunk(), g.p(), g.kdim(), g.h * g.w);
     let zeros = vec![0.0f32; g.ci];
     let bias = bias.unwrap_or(&zeros);
-    let wino = winograd::applies(g).then(|| {
-        let plan = winograd::Plan::new(g);
-        let u = plan.weights(g, wp);
-        (plan, u)
-    });
+    let wino = winograd::Plan::with_weights(g, wp);
     let mut x = vec![0.0f32; g.n * g.xs()];
     x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
         let (b0, nb) = (i * cb, xc.len() / g.xs());

@@ -140,6 +140,15 @@ impl Plan {
         Plan { tf: Tf::new(tile_side(g)) }
     }
 
+    /// The plan and transformed weights of `g` when this file computes it (see `applies`).
+    pub(super) fn with_weights(g: &Geom, wp: &[f32]) -> Option<(Plan, Vec<f32>)> {
+        applies(g).then(|| {
+            let plan = Plan::new(g);
+            let u = plan.weights(g, wp);
+            (plan, u)
+        })
+    }
+
     /// Transformed-tile positions ξ: the number of gemms per pass.
     fn xis(&self) -> usize {
         self.tf.side() * self.tf.side()
