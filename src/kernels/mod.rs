@@ -6,7 +6,8 @@
 //! backend extension: `Flex` implements the forward ops, `Autodiff<Flex>` registers hand-written
 //! backward steps. On every other device (a GPU), for layouts our kernels do not cover (dilation,
 //! groups, asymmetric padding, non-f32), or with `LATENTLAB_KERNELS=burn`, the same functions run
-//! burn's own ops — model code is written once.
+//! burn's own ops — model code is written once. `LATENTLAB_KERNELS=im2col` keeps our kernels but
+//! runs 3×3 layers through im2col instead of Winograd (for comparing the two).
 
 pub mod act;
 pub mod adam;
@@ -128,6 +129,13 @@ pub fn init_pool(threads: Option<usize>) -> anyhow::Result<()> {
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| std::env::var("LATENTLAB_KERNELS").map(|v| v != "burn").unwrap_or(true))
+}
+
+/// Whether 3×3 stride-1 layers may run as Winograd convolutions (`LATENTLAB_KERNELS=im2col`
+/// turns that off, for comparisons of speed and of trained quality).
+pub fn winograd_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LATENTLAB_KERNELS").map(|v| v != "im2col").unwrap_or(true))
 }
 
 /// Our kernels take f32 tensors on the Flex CPU backend (with or without autodiff).

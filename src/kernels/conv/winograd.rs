@@ -26,7 +26,10 @@ use crate::kernels::simd::multiversion;
 /// Whether this file computes `g`: a 3×3, stride-1, pad-1 convolution with enough channels that
 /// the gemms, not the transforms, dominate (with few channels im2col's one gemm is as fast).
 pub(super) fn applies(g: &Geom) -> bool {
-    (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (3, 3, 1, 1, 1, 1) && g.ci >= 16 && g.co >= 16
+    crate::kernels::winograd_enabled()
+        && (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (3, 3, 1, 1, 1, 1)
+        && g.ci >= 16
+        && g.co >= 16
 }
 
 // F(2×2, 3×3): Bᵀ [4×4], G [4×3], Aᵀ [2×4].
