@@ -125,17 +125,21 @@ pub fn init_pool(threads: Option<usize>) -> anyhow::Result<()> {
     b.build_global().map_err(|e| anyhow::anyhow!("cannot start the worker pool: {e}"))
 }
 
+/// `LATENTLAB_KERNELS`, read once: the kernel switches below are asked on every layer call.
+fn kernels_env() -> Option<&'static str> {
+    static V: OnceLock<Option<String>> = OnceLock::new();
+    V.get_or_init(|| std::env::var("LATENTLAB_KERNELS").ok()).as_deref()
+}
+
 /// Whether our kernels are switched on (`LATENTLAB_KERNELS=burn` turns them off, for comparisons).
 pub fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LATENTLAB_KERNELS").map(|v| v != "burn").unwrap_or(true))
+    kernels_env() != Some("burn")
 }
 
 /// Whether 3×3 stride-1 layers may run as Winograd convolutions (`LATENTLAB_KERNELS=im2col`
 /// turns that off, for comparisons of speed and of trained quality).
 pub fn winograd_enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LATENTLAB_KERNELS").map(|v| v != "im2col").unwrap_or(true))
+    kernels_env() != Some("im2col")
 }
 
 /// Our kernels take f32 tensors on the Flex CPU backend (with or without autodiff).
