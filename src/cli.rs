@@ -144,6 +144,7 @@ pub fn run(cli: Cli) -> Result<()> {
     if threads == Some(0) {
         bail!("--threads must be at least 1");
     }
+    crate::kernels::check_env()?;
     crate::kernels::init_pool(threads)?;
     match cli.command {
         Command::Train(a) => {

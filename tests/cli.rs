@@ -1,7 +1,7 @@
 //! The command line as a user runs it: train → sample / latent-map / resume, and its errors.
 
 mod common;
-use common::cli;
+use common::{cli, cli_env};
 
 #[test]
 fn train_sample_latent_map_resume_from_the_command_line() {
@@ -125,4 +125,8 @@ fn bad_inputs_end_in_clear_errors() {
     assert!(!ok && err.contains("no-such-run"), "{err}");
     let (ok, _, err) = cli(&["train", "cvae", "--dataset", "digits", "--hidden", "0"], cwd);
     assert!(!ok && err.contains("--hidden"), "{err}");
+    // A mistyped kernel choice is refused, not silently run as the default kernels.
+    let typo = std::path::Path::new("im2co1");
+    let (ok, _, err) = cli_env(&["sample", "no-such-run"], cwd, &[("LATENTLAB_KERNELS", typo)]);
+    assert!(!ok && err.contains("LATENTLAB_KERNELS") && err.contains("im2co1") && err.contains("im2col"), "{err}");
 }

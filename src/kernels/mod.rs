@@ -131,6 +131,22 @@ fn kernels_env() -> Option<&'static str> {
     V.get_or_init(|| std::env::var("LATENTLAB_KERNELS").ok()).as_deref()
 }
 
+/// The values `LATENTLAB_KERNELS` may take: unset (or `ours`) is the default.
+const KERNEL_MODES: [&str; 3] = ["ours", "burn", "im2col"];
+
+/// An error naming the value if `LATENTLAB_KERNELS` is set to something this build does not know
+/// (a typo such as `im2co1` would otherwise silently run the default kernels and mislabel a
+/// comparison). The command line calls it before any work.
+pub fn check_env() -> anyhow::Result<()> {
+    match kernels_env() {
+        Some(v) if !KERNEL_MODES.contains(&v) => anyhow::bail!(
+            "LATENTLAB_KERNELS={v:?} is not a kernel choice: use one of {} (or leave it unset)",
+            KERNEL_MODES.join(", ")
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Whether our kernels are switched on (`LATENTLAB_KERNELS=burn` turns them off, for comparisons).
 pub fn enabled() -> bool {
     kernels_env() != Some("burn")

@@ -108,6 +108,13 @@ fn forward_adjoint_and_weight_gradient_agree_with_the_definition() {
                 (0..g.n).map(|b| d[(b * g.co + o) * g.p()..][..g.p()].iter().map(|&v| v as f64).sum::<f64>()).sum();
             assert!((dbo as f64 - want).abs() < 1e-3, "db[{o}]");
         }
+        // The transposed layer Z = Wᵀ ⋆ T (T = d on the Y side) with upstream gradient dZ = x:
+        // dT = W ⋆ dZ, the convolution's forward, and dW = ∂⟨T, W ⋆ dZ⟩/∂W.
+        let saved = Saved { input: (&d, Mem::Nchw), output: None, grad: (&x, Mem::Nchw) };
+        let gt = backward_transposed(&g, saved, &wp, Act::None, need);
+        close(&to_nchw(gt.input.as_ref().unwrap(), g.n, g.co, g.p()), &want, "convT dT");
+        let got = dot(gt.weight.as_ref().unwrap(), &v);
+        assert!((want_v - got).abs() < 1e-3 * want_v.abs().max(1.0), "convT dW {got} vs {want_v}");
     }
 }
 
