@@ -1,7 +1,7 @@
 //! Gradients of a convolution (`backward`) and of a transposed convolution
 //! (`backward_transposed`): input, weight and bias, with per-chunk partial sums added in chunk order.
 
-use super::layout::{add_into, chunk_nhwc, col2im, im2col, nchw_to_nhwc, unpermute_weight};
+use super::layout::{add_into, chunk_nhwc, col2im, im2col, nchw_to_nhwc, transposed_weight, unpermute_weight};
 use super::{Geom, Mem, winograd, with_scratch};
 use crate::kernels::act::{Act, with_act};
 use crate::kernels::gemm::{Par, matmul, view};
@@ -131,7 +131,8 @@ pub fn backward(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
     let mut dx = need.input.then(|| vec![0.0f32; g.n * g.xs()]);
     let outs = chunk_outputs(dx.as_deref_mut(), cb * g.xs(), chunks);
     let plan = winograd::applies(g).then(|| winograd::Plan::new(g));
-    let u = plan.as_ref().filter(|_| need.input).map(|p| p.weights(g, wp));
+    let ut = plan.as_ref().filter(|_| need.input).map(|p| p.weights_t(g, wp));
+    let wq = (plan.is_none() && need.input).then(|| transposed_weight(g, wp));
     let parts: Vec<ChunkGrads> = outs
         .into_par_iter()
         .enumerate()
@@ -150,8 +151,8 @@ pub fn backward(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
                     // dM once for both gradients; dV and V share the other part of the scratch.
                     let (dm, v) = col.split_at_mut(plan.dm_len(g, nb));
                     plan.grad_transform(g, gr, nb, dm);
-                    if let (Some(dxc), Some(u)) = (dxc, &u) {
-                        plan.data_chunk(g, dm, nb, u, dxc, v);
+                    if let (Some(dxc), Some(ut)) = (dxc, &ut) {
+                        plan.data_chunk(g, dm, nb, ut, dxc, v);
                     }
                     let du = need.weight.then(|| {
                         let xc = chunk_nhwc(s.input.0, s.input.1, b0, nb, g.ci, hw, &mut tmp[..nb * g.xs()]);
@@ -159,8 +160,8 @@ pub fn backward(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
                     });
                     return (du, db);
                 }
-                if let Some(dxc) = dxc {
-                    matmul(r, kd, g.co, col, kd, false, view(gr, g.co, 1), view(wp, 1, g.co), Par::Seq);
+                if let (Some(dxc), Some(wq)) = (dxc, &wq) {
+                    matmul(r, kd, g.co, col, kd, false, view(gr, g.co, 1), view(wq, kd, 1), Par::Seq);
                     col2im(g, col, nb, dxc);
                 }
                 let dw = need.weight.then(|| {

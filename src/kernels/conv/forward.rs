@@ -1,7 +1,7 @@
 //! The two gemm-then-epilogue passes: `forward` (Y = f(W ⋆ X + b)) and `backward_data`
 //! (X = f(Wᵀ ⋆ Y + b)), each per chunk of images.
 
-use super::layout::{chunk_nhwc, col2im, im2col};
+use super::layout::{chunk_nhwc, col2im, im2col, transposed_weight};
 use super::{Geom, Mem, winograd, with_scratch};
 use crate::kernels::act::{Act, with_act};
 use crate::kernels::gemm::{Par, matmul, view};
@@ -61,7 +61,8 @@ pub fn backward_data(g: &Geom, y: &[f32], y_mem: Mem, wp: &[f32], bias: Option<&
     let (cb, p, kd, hw) = (g.chunk(), g.p(), g.kdim(), g.h * g.w);
     let zeros = vec![0.0f32; g.ci];
     let bias = bias.unwrap_or(&zeros);
-    let wino = winograd::Plan::with_weights(g, wp);
+    let wino = winograd::Plan::with_weights_t(g, wp);
+    let wq = wino.is_none().then(|| transposed_weight(g, wp));
     let mut x = vec![0.0f32; g.n * g.xs()];
     x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
         let (b0, nb) = (i * cb, xc.len() / g.xs());
@@ -73,13 +74,13 @@ pub fn backward_data(g: &Geom, y: &[f32], y_mem: Mem, wp: &[f32], bias: Option<&
             for px in xc.chunks_mut(g.ci) {
                 px.copy_from_slice(bias);
             }
-            if let Some((plan, u)) = &wino {
+            if let Some((plan, ut)) = &wino {
                 let (dm, dv) = dcol.split_at_mut(plan.dm_len(g, nb));
                 plan.grad_transform(g, yc, nb, dm);
-                plan.data_chunk(g, dm, nb, u, xc, dv);
-            } else {
+                plan.data_chunk(g, dm, nb, ut, xc, dv);
+            } else if let Some(wq) = &wq {
                 // dcol[r, K′] = Y[r, co] · Wpᵀ[co, K′]
-                matmul(r, kd, g.co, dcol, kd, false, view(yc, g.co, 1), view(wp, 1, g.co), Par::Seq);
+                matmul(r, kd, g.co, dcol, kd, false, view(yc, g.co, 1), view(wq, kd, 1), Par::Seq);
                 col2im(g, dcol, nb, xc);
             }
             debug_assert_eq!(xc.len(), nb * hw * g.ci);

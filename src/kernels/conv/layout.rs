@@ -131,6 +131,35 @@ pub(super) fn chunk_nhwc<'a>(
 /// W [co, ci, kh, kw] → Wp [kh, kw, ci, co], the K′ × co matrix matching NHWC im2col rows. A task
 /// takes 16 output channels: per input channel it reads their 16 contiguous kh·kw runs and writes
 /// 16-wide segments of kh·kw rows of Wp (segments of different tasks never overlap).
+/// Wp [K′, co] (`permute_weight`'s layout) as [co, K′]: the right-hand side of the input-gradient
+/// gemms, Y · Wpᵀ. Read in place, Wpᵀ's rows are columns of Wp, and the gemm crate (which takes
+/// it as its left operand once it turns a row-major product round) gathers them element by element
+/// for every chunk of images; written out once per call, it reads them as they lie. The product's
+/// bits are the same: the same values meet in the same order.
+/// Blocks of 16 output channels go to the pool (it runs before the chunks do, so alone it would
+/// leave the other cores waiting): each reads 16 consecutive floats of every Wp row and writes 16
+/// rows of its own.
+pub(super) fn transposed_weight(g: &Geom, wp: &[f32]) -> Vec<f32> {
+    const B: usize = 16;
+    let (kd, co) = (g.kdim(), g.co);
+    assert_eq!(wp.len(), kd * co, "conv weight size");
+    let mut wq = vec![0.0f32; wp.len()];
+    let block = |(b, rows): (usize, &mut [f32])| {
+        let c0 = b * B;
+        for (j, src) in wp.chunks(co).enumerate() {
+            for (r, &v) in src[c0..c0 + rows.len() / kd].iter().enumerate() {
+                rows[r * kd + j] = v;
+            }
+        }
+    };
+    if wp.len() < 2 * crate::kernels::act::PAR_MIN {
+        wq.chunks_mut(B * kd).enumerate().for_each(block);
+    } else {
+        wq.par_chunks_mut(B * kd).enumerate().for_each(block);
+    }
+    wq
+}
+
 pub fn permute_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
     assert_eq!(w.len(), g.co * g.kdim(), "conv weight size");
     let (t, ci, co) = (g.kh * g.kw, g.ci, g.co);

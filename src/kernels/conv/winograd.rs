@@ -152,6 +152,15 @@ impl Plan {
         })
     }
 
+    /// The plan and transposed transformed weights (`weights_t`), for input gradients only.
+    pub(super) fn with_weights_t(g: &Geom, wp: &[f32]) -> Option<(Plan, Vec<f32>)> {
+        applies(g).then(|| {
+            let plan = Plan::new(g);
+            let ut = plan.weights_t(g, wp);
+            (plan, ut)
+        })
+    }
+
     /// Transformed-tile positions ξ: the number of gemms per pass.
     fn xis(&self) -> usize {
         self.tf.side() * self.tf.side()
@@ -182,6 +191,22 @@ impl Plan {
         u
     }
 
+    /// Uᵀ [ξ][co][ci]: the input gradient's right-hand side dM_ξ · U_ξᵀ, written out once per call
+    /// so the gemm reads its rows in place instead of gathering U_ξ's columns per chunk (the same
+    /// reason as `layout::transposed_weight`).
+    pub(super) fn weights_t(&self, g: &Geom, wp: &[f32]) -> Vec<f32> {
+        let (u, (ci, co)) = (self.weights(g, wp), (g.ci, g.co));
+        let mut ut = vec![0.0f32; u.len()];
+        for (src, dst) in u.chunks(ci * co).zip(ut.chunks_mut(ci * co)) {
+            for (i, row) in src.chunks(co).enumerate() {
+                for (o, &v) in row.iter().enumerate() {
+                    dst[o * ci + i] = v;
+                }
+            }
+        }
+        ut
+    }
+
     /// The weight gradient in `permute_weight`'s layout from the transformed one, dU [ξ][ci][co].
     fn weight_grad(&self, g: &Geom, du: &[f32]) -> Vec<f32> {
         let mut dwp = vec![0.0f32; 9 * g.ci * g.co];
@@ -208,15 +233,15 @@ impl Plan {
         grad_tiles(&self.tf, [g.oh, g.ow, g.co], dy, nb, dm);
     }
 
-    /// dx [nb, h, w, ci] += Wᵀ ⋆ dY for a chunk, from its dM (`grad_transform`) and U; `dv` is
-    /// ξ·tiles·ci floats of scratch.
-    pub(super) fn data_chunk(&self, g: &Geom, dm: &[f32], nb: usize, u: &[f32], dx: &mut [f32], dv: &mut [f32]) {
+    /// dx [nb, h, w, ci] += Wᵀ ⋆ dY for a chunk, from its dM (`grad_transform`) and Uᵀ
+    /// (`weights_t`); `dv` is ξ·tiles·ci floats of scratch.
+    pub(super) fn data_chunk(&self, g: &Geom, dm: &[f32], nb: usize, ut: &[f32], dx: &mut [f32], dv: &mut [f32]) {
         let nt = self.tile_count(g, nb);
         for xi in 0..self.xis() {
-            let (mx, ux) = (&dm[xi * nt * g.co..][..nt * g.co], &u[xi * g.ci * g.co..][..g.ci * g.co]);
+            let (mx, utx) = (&dm[xi * nt * g.co..][..nt * g.co], &ut[xi * g.ci * g.co..][..g.ci * g.co]);
             let vx = &mut dv[xi * nt * g.ci..][..nt * g.ci];
             // dV_ξ[t, ci] = dM_ξ[t, co] · U_ξᵀ[co, ci]
-            matmul(nt, g.ci, g.co, vx, g.ci, false, view(mx, g.co, 1), view(ux, 1, g.co), Par::Seq);
+            matmul(nt, g.ci, g.co, vx, g.ci, false, view(mx, g.co, 1), view(utx, g.ci, 1), Par::Seq);
         }
         scatter_tiles(&self.tf, [g.h, g.w, g.ci], dv, nb, dx);
     }
