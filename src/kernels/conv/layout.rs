@@ -81,7 +81,7 @@ pub fn nhwc_to_nchw(src: &[f32], nb: usize, c: usize, s: usize, dst: &mut [f32])
 
 /// Per image, a [rows, cols] matrix → [cols, rows], in 16×16 tiles; images split over the pool
 /// when there are many elements.
-fn transpose_images(src: &[f32], nb: usize, rows: usize, cols: usize, dst: &mut [f32]) {
+pub(super) fn transpose_images(src: &[f32], nb: usize, rows: usize, cols: usize, dst: &mut [f32]) {
     let len = rows * cols;
     if len == 0 {
         return;
@@ -128,14 +128,12 @@ pub(super) fn chunk_nhwc<'a>(
     }
 }
 
-/// W [co, ci, kh, kw] → Wp [kh, kw, ci, co], the K′ × co matrix matching NHWC im2col rows. A task
-/// takes 16 output channels: per input channel it reads their 16 contiguous kh·kw runs and writes
-/// 16-wide segments of kh·kw rows of Wp (segments of different tasks never overlap).
 /// Wp [K′, co] (`permute_weight`'s layout) as [co, K′]: the right-hand side of the input-gradient
 /// gemms, Y · Wpᵀ. Read in place, Wpᵀ's rows are columns of Wp, and the gemm crate (which takes
 /// it as its left operand once it turns a row-major product round) gathers them element by element
 /// for every chunk of images; written out once per call, it reads them as they lie. The product's
 /// bits are the same: the same values meet in the same order.
+///
 /// Blocks of 16 output channels go to the pool (it runs before the chunks do, so alone it would
 /// leave the other cores waiting): each reads 16 consecutive floats of every Wp row and writes 16
 /// rows of its own.
@@ -160,6 +158,9 @@ pub(super) fn transposed_weight(g: &Geom, wp: &[f32]) -> Vec<f32> {
     wq
 }
 
+/// W [co, ci, kh, kw] → Wp [kh, kw, ci, co], the K′ × co matrix matching NHWC im2col rows. A task
+/// takes 16 output channels: per input channel it reads their 16 contiguous kh·kw runs and writes
+/// 16-wide segments of kh·kw rows of Wp (segments of different tasks never overlap).
 pub fn permute_weight(g: &Geom, w: &[f32]) -> Vec<f32> {
     assert_eq!(w.len(), g.co * g.kdim(), "conv weight size");
     let (t, ci, co) = (g.kh * g.kw, g.ci, g.co);

@@ -22,7 +22,6 @@
 use super::Geom;
 use crate::kernels::gemm::{Par, matmul, view};
 use crate::kernels::simd::multiversion;
-use rayon::prelude::*;
 
 /// Whether this file computes `g`: a 3×3, stride-1, pad-1 convolution with enough channels that
 /// the gemms, not the transforms, dominate (with few channels im2col's one gemm is as fast).
@@ -196,22 +195,11 @@ impl Plan {
     /// so the gemm reads its rows in place instead of gathering U_ξ's columns per chunk (the same
     /// reason as `layout::transposed_weight`).
     pub(super) fn weights_t(&self, g: &Geom, wp: &[f32]) -> Vec<f32> {
-        let (u, (ci, co)) = (self.weights(g, wp), (g.ci, g.co));
+        let u = self.weights(g, wp);
         let mut ut = vec![0.0f32; u.len()];
-        // One ξ per task: on one thread these transposes left the other core idle for 1.7 % of
-        // a DCGAN step.
-        let one = |(src, dst): (&[f32], &mut [f32])| {
-            for (i, row) in src.chunks(co).enumerate() {
-                for (o, &v) in row.iter().enumerate() {
-                    dst[o * ci + i] = v;
-                }
-            }
-        };
-        if u.len() < 2 * crate::kernels::act::PAR_MIN {
-            u.chunks(ci * co).zip(ut.chunks_mut(ci * co)).for_each(one);
-        } else {
-            u.par_chunks(ci * co).zip(ut.par_chunks_mut(ci * co)).for_each(one);
-        }
+        // One ξ per task (an "image" of `transpose_images`): on one thread these transposes left
+        // the other core idle for 1.7 % of a DCGAN step.
+        super::layout::transpose_images(&u, self.xis(), g.ci, g.co, &mut ut);
         ut
     }
 
