@@ -128,38 +128,25 @@ pub fn backward(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
     assert_eq!(s.grad.0.len(), g.n * g.ys(), "conv output-gradient size");
     let (cb, p, kd, hw) = (g.chunk(), g.p(), g.kdim(), g.h * g.w);
     let chunks = g.n.div_ceil(cb);
+    if let Some(plan) = winograd::Plan::for_layer(g) {
+        return backward_winograd(&plan, g, s, wp, act, need);
+    }
     let mut dx = need.input.then(|| vec![0.0f32; g.n * g.xs()]);
     let outs = chunk_outputs(dx.as_deref_mut(), cb * g.xs(), chunks);
-    let plan = winograd::applies(g).then(|| winograd::Plan::new(g));
-    let ut = plan.as_ref().filter(|_| need.input).map(|p| p.weights_t(g, wp));
-    let wq = (plan.is_none() && need.input).then(|| transposed_weight(g, wp));
+    let wq = need.input.then(|| transposed_weight(g, wp));
     let parts: Vec<ChunkGrads> = outs
         .into_par_iter()
         .enumerate()
         .map(|(i, dxc)| {
             let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
             let r = nb * p;
-            let scratch = plan.as_ref().map_or(kd * r, |p| p.scratch(g, nb));
-            with_scratch([scratch, r * g.co, (r * g.co).max(nb * g.xs())], |col, gbuf, tmp| {
+            with_scratch([kd * r, r * g.co, (r * g.co).max(nb * g.xs())], |col, gbuf, tmp| {
                 let gr = grad_rows(s.grad, s.output, act, (b0, nb), g.co, p, gbuf, tmp);
                 let db = need.bias.then(|| {
                     let mut acc = vec![0.0f32; g.co];
                     column_sums(gr, &mut acc);
                     acc
                 });
-                if let Some(plan) = &plan {
-                    // dM once for both gradients; dV and V share the other part of the scratch.
-                    let (dm, v) = col.split_at_mut(plan.dm_len(g, nb));
-                    plan.grad_transform(g, gr, nb, dm);
-                    if let (Some(dxc), Some(ut)) = (dxc, &ut) {
-                        plan.data_chunk(g, dm, nb, ut, dxc, v);
-                    }
-                    let du = need.weight.then(|| {
-                        let xc = chunk_nhwc(s.input.0, s.input.1, b0, nb, g.ci, hw, &mut tmp[..nb * g.xs()]);
-                        plan.weight_chunk(g, xc, nb, dm, v)
-                    });
-                    return (du, db);
-                }
                 if let (Some(dxc), Some(wq)) = (dxc, &wq) {
                     matmul(r, kd, g.co, col, kd, false, view(gr, g.co, 1), view(wq, kd, 1), Par::Seq);
                     col2im(g, col, nb, dxc);
@@ -184,12 +171,58 @@ pub fn backward(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
     }
 }
 
+/// `backward` of a layer `winograd` computes: dM (and V) of each chunk of images; per ξ,
+/// dU_ξ = V_ξᵀ · dM_ξ and dV_ξ = dM_ξ · U_ξᵀ; dX = B dV Bᵀ of each chunk.
+fn backward_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
+    let (cb, p, hw, tci) = (g.chunk(), g.p(), g.h * g.w, plan.tci(g));
+    let u = need.input.then(|| plan.weights(g, wp));
+    let (mut dm, mut v) = (winograd::Buf::take(plan.len(g, g.co)), winograd::Buf::take(plan.len(g, tci)));
+    let (ds, vs) = (plan.slab(g, &mut dm, g.co), plan.slab(g, &mut v, tci));
+    let dbs: Vec<Option<Vec<f32>>> = (0..g.n.div_ceil(cb))
+        .into_par_iter()
+        .map(|i| {
+            let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
+            let r = nb * p;
+            with_scratch([r * g.co, (r * g.co).max(nb * g.xs()), 0], |gbuf, tmp, _| {
+                let gr = grad_rows(s.grad, s.output, act, (b0, nb), g.co, p, gbuf, tmp);
+                let db = need.bias.then(|| {
+                    let mut acc = vec![0.0f32; g.co];
+                    column_sums(gr, &mut acc);
+                    acc
+                });
+                plan.grad_transform(g, gr, b0, nb, ds);
+                if need.weight {
+                    let xc = chunk_nhwc(s.input.0, s.input.1, b0, nb, g.ci, hw, &mut tmp[..nb * g.xs()]);
+                    plan.input_transform(g, xc, b0, nb, vs);
+                }
+                db
+            })
+        })
+        .collect();
+    let du = plan.gradients(g, &mut v, &dm, u.as_deref(), need.weight);
+    let dx = need.input.then(|| {
+        let mut dx = vec![0.0f32; g.n * g.xs()];
+        dx.par_chunks_mut(cb * g.xs())
+            .enumerate()
+            .for_each(|(i, dxc)| plan.scatter(g, &v, i * cb, dxc.len() / g.xs(), dxc));
+        dx
+    });
+    Grads {
+        input: dx,
+        weight: du.map(|du| unpermute_weight(g, &plan.weight_grad(g, &du))),
+        bias: need.bias.then(|| sum_in_order(dbs.into_iter().flatten(), g.co)),
+    }
+}
+
 /// Gradients of Z = f(Wᵀ ⋆ T + b), a transposed convolution (T on the Y side, Z on the X side),
 /// from dZ, with `wp` = `permute_weight(W)`. `s.input` is T, `s.output` is Z, `s.grad` is dZ.
 pub fn backward_transposed(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
     assert_eq!(s.grad.0.len(), g.n * g.xs(), "conv-transpose output-gradient size");
     let (cb, p, kd, hw) = (g.chunk(), g.p(), g.kdim(), g.h * g.w);
     let chunks = g.n.div_ceil(cb);
+    if let Some(plan) = winograd::Plan::for_layer(g) {
+        return backward_transposed_winograd(&plan, g, s, wp, act, need);
+    }
     let mut dt = need.input.then(|| vec![0.0f32; g.n * g.ys()]);
     let outs = chunk_outputs(dt.as_deref_mut(), cb * g.ys(), chunks);
     let parts: Vec<ChunkGrads> = outs
@@ -226,6 +259,51 @@ pub fn backward_transposed(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need)
     Grads {
         input: dt,
         weight: need.weight.then(|| unpermute_weight(g, &sum_in_order(dws.into_iter().flatten(), g.co * kd))),
+        bias: need.bias.then(|| sum_in_order(dbs.into_iter().flatten(), g.ci)),
+    }
+}
+
+/// `backward_transposed` of a layer `winograd` computes. dT = W ⋆ dZ is the convolution's forward
+/// pass and the weight gradient is the convolution's with X = dZ and dY = T, so both come from
+/// one transform V of dZ: V (and A T Aᵀ) of each chunk of images; per ξ, dU_ξ = V_ξᵀ · (A T Aᵀ)_ξ
+/// and M_ξ = V_ξ · U_ξ; dT = Aᵀ M A of each chunk.
+fn backward_transposed_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
+    let (cb, p, hw, tci) = (g.chunk(), g.p(), g.h * g.w, plan.tci(g));
+    let (mut v, mut m) = (winograd::Buf::take(plan.len(g, tci)), winograd::Buf::take(plan.len(g, g.co)));
+    let (vs, ms) = (plan.slab(g, &mut v, tci), plan.slab(g, &mut m, g.co));
+    let dbs: Vec<Option<Vec<f32>>> = (0..g.n.div_ceil(cb))
+        .into_par_iter()
+        .map(|i| {
+            let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
+            let big = (nb * g.xs()).max(nb * p * g.co);
+            with_scratch([big, big, 0], |gbuf, tmp, _| {
+                let gz = grad_rows(s.grad, s.output, act, (b0, nb), g.ci, hw, gbuf, tmp);
+                let db = need.bias.then(|| {
+                    let mut acc = vec![0.0f32; g.ci];
+                    column_sums(gz, &mut acc);
+                    acc
+                });
+                plan.input_transform(g, gz, b0, nb, vs);
+                if need.weight {
+                    let tc = chunk_nhwc(s.input.0, s.input.1, b0, nb, g.co, p, &mut tmp[..nb * p * g.co]);
+                    plan.grad_transform(g, tc, b0, nb, ms);
+                }
+                db
+            })
+        })
+        .collect();
+    let du = plan.gradients(g, &mut v, &m, None, need.weight);
+    let dt = need.input.then(|| {
+        plan.products(g, &v, &plan.weights(g, wp), &mut m);
+        let mut dt = vec![0.0f32; g.n * g.ys()];
+        dt.par_chunks_mut(cb * g.ys())
+            .enumerate()
+            .for_each(|(i, dtc)| plan.output_transform(g, &m, i * cb, dtc.len() / g.ys(), dtc));
+        dt
+    });
+    Grads {
+        input: dt,
+        weight: du.map(|du| unpermute_weight(g, &plan.weight_grad(g, &du))),
         bias: need.bias.then(|| sum_in_order(dbs.into_iter().flatten(), g.ci)),
     }
 }

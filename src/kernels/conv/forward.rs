@@ -30,24 +30,54 @@ pub fn forward(g: &Geom, x: &[f32], x_mem: Mem, wp: &[f32], bias: Option<&[f32]>
     let (cb, p, kd) = (g.chunk(), g.p(), g.kdim());
     let zeros = vec![0.0f32; g.co];
     let bias = bias.unwrap_or(&zeros);
-    let wino = winograd::Plan::with_weights(g, wp);
+    if let Some(plan) = winograd::Plan::for_layer(g) {
+        return forward_winograd(&plan, g, x, x_mem, wp, bias, act);
+    }
     let mut y = vec![0.0f32; g.n * g.ys()];
     y.par_chunks_mut(cb * g.ys()).enumerate().for_each(|(i, yc)| {
         let (b0, nb) = (i * cb, yc.len() / g.ys());
         let r = nb * p;
         let tbuf = if x_mem == Mem::Nchw { nb * g.xs() } else { 0 };
-        let scratch = wino.as_ref().map_or(kd * r, |(plan, _)| plan.scratch(g, nb));
-        with_scratch([scratch, tbuf, 0], |col, t, _| {
+        with_scratch([kd * r, tbuf, 0], |col, t, _| {
             let xc = chunk_nhwc(x, x_mem, b0, nb, g.ci, g.h * g.w, t);
-            if let Some((plan, u)) = &wino {
-                plan.forward_chunk(g, xc, nb, u, yc, col);
-            } else {
-                im2col(g, xc, nb, col);
-                // Y[r, co] = col[r, K′] · Wp[K′, co]
-                matmul(r, g.co, kd, yc, g.co, false, view(col, kd, 1), view(wp, g.co, 1), Par::Seq);
-            }
+            im2col(g, xc, nb, col);
+            // Y[r, co] = col[r, K′] · Wp[K′, co]
+            matmul(r, g.co, kd, yc, g.co, false, view(col, kd, 1), view(wp, g.co, 1), Par::Seq);
             bias_act_rows(yc, bias, act);
         });
+    });
+    y
+}
+
+/// `forward` of a layer `winograd` computes, in its three phases: V of each chunk of images,
+/// M_ξ = V_ξ · U_ξ per ξ, Y = Aᵀ M A of each chunk.
+fn forward_winograd(
+    plan: &winograd::Plan,
+    g: &Geom,
+    x: &[f32],
+    x_mem: Mem,
+    wp: &[f32],
+    bias: &[f32],
+    act: Act,
+) -> Vec<f32> {
+    let (cb, tci) = (g.chunk(), plan.tci(g));
+    let u = plan.weights(g, wp);
+    let mut v = winograd::Buf::take(plan.len(g, tci));
+    let vs = plan.slab(g, &mut v, tci);
+    (0..g.n.div_ceil(cb)).into_par_iter().for_each(|i| {
+        let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
+        let tbuf = if x_mem == Mem::Nchw { nb * g.xs() } else { 0 };
+        with_scratch([tbuf, 0, 0], |t, _, _| {
+            plan.input_transform(g, chunk_nhwc(x, x_mem, b0, nb, g.ci, g.h * g.w, t), b0, nb, vs);
+        });
+    });
+    let mut m = winograd::Buf::take(plan.len(g, g.co));
+    plan.products(g, &v, &u, &mut m);
+    drop(v);
+    let mut y = vec![0.0f32; g.n * g.ys()];
+    y.par_chunks_mut(cb * g.ys()).enumerate().for_each(|(i, yc)| {
+        plan.output_transform(g, &m, i * cb, yc.len() / g.ys(), yc);
+        bias_act_rows(yc, bias, act);
     });
     y
 }
@@ -61,28 +91,46 @@ pub fn backward_data(g: &Geom, y: &[f32], y_mem: Mem, wp: &[f32], bias: Option<&
     let (cb, p, kd, hw) = (g.chunk(), g.p(), g.kdim(), g.h * g.w);
     let zeros = vec![0.0f32; g.ci];
     let bias = bias.unwrap_or(&zeros);
-    let wino = winograd::Plan::with_weights_t(g, wp);
-    let wq = wino.is_none().then(|| transposed_weight(g, wp));
+    let wino = winograd::Plan::for_layer(g);
     let mut x = vec![0.0f32; g.n * g.xs()];
+    let fill_bias = |xc: &mut [f32]| {
+        for px in xc.chunks_mut(g.ci) {
+            px.copy_from_slice(bias);
+        }
+    };
+    if let Some(plan) = wino {
+        // dM of each chunk of images, dV_ξ = dM_ξ · U_ξᵀ per ξ, X = B dV Bᵀ of each chunk.
+        let (tci, u) = (plan.tci(g), plan.weights(g, wp));
+        let mut dm = winograd::Buf::take(plan.len(g, g.co));
+        let ds = plan.slab(g, &mut dm, g.co);
+        (0..g.n.div_ceil(cb)).into_par_iter().for_each(|i| {
+            let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
+            let tbuf = if y_mem == Mem::Nchw { nb * g.ys() } else { 0 };
+            with_scratch([tbuf, 0, 0], |t, _, _| {
+                plan.grad_transform(g, chunk_nhwc(y, y_mem, b0, nb, g.co, p, t), b0, nb, ds);
+            });
+        });
+        let mut dv = winograd::Buf::take(plan.len(g, tci));
+        plan.data_products(g, &dm, &u, &mut dv);
+        drop(dm);
+        x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
+            fill_bias(xc);
+            plan.scatter(g, &dv, i * cb, xc.len() / g.xs(), xc);
+            crate::kernels::act::apply_inplace(xc, act);
+        });
+        return x;
+    }
+    let wq = transposed_weight(g, wp);
     x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
         let (b0, nb) = (i * cb, xc.len() / g.xs());
         let r = nb * p;
         let tbuf = if y_mem == Mem::Nchw { nb * g.ys() } else { 0 };
-        let scratch = wino.as_ref().map_or(kd * r, |(plan, _)| plan.scratch(g, nb));
-        with_scratch([scratch, tbuf, 0], |dcol, t, _| {
+        with_scratch([kd * r, tbuf, 0], |dcol, t, _| {
             let yc = chunk_nhwc(y, y_mem, b0, nb, g.co, p, t);
-            for px in xc.chunks_mut(g.ci) {
-                px.copy_from_slice(bias);
-            }
-            if let Some((plan, ut)) = &wino {
-                let (dm, dv) = dcol.split_at_mut(plan.dm_len(g, nb));
-                plan.grad_transform(g, yc, nb, dm);
-                plan.data_chunk(g, dm, nb, ut, xc, dv);
-            } else if let Some(wq) = &wq {
-                // dcol[r, K′] = Y[r, co] · Wpᵀ[co, K′]
-                matmul(r, kd, g.co, dcol, kd, false, view(yc, g.co, 1), view(wq, kd, 1), Par::Seq);
-                col2im(g, dcol, nb, xc);
-            }
+            fill_bias(xc);
+            // dcol[r, K′] = Y[r, co] · Wpᵀ[co, K′]
+            matmul(r, kd, g.co, dcol, kd, false, view(yc, g.co, 1), view(&wq, kd, 1), Par::Seq);
+            col2im(g, dcol, nb, xc);
             debug_assert_eq!(xc.len(), nb * hw * g.ci);
             crate::kernels::act::apply_inplace(xc, act);
         });

@@ -81,7 +81,7 @@ pub fn nhwc_to_nchw(src: &[f32], nb: usize, c: usize, s: usize, dst: &mut [f32])
 
 /// Per image, a [rows, cols] matrix → [cols, rows], in 16×16 tiles; images split over the pool
 /// when there are many elements.
-pub(super) fn transpose_images(src: &[f32], nb: usize, rows: usize, cols: usize, dst: &mut [f32]) {
+fn transpose_images(src: &[f32], nb: usize, rows: usize, cols: usize, dst: &mut [f32]) {
     let len = rows * cols;
     if len == 0 {
         return;

@@ -72,12 +72,24 @@ fn forward_adjoint_and_weight_gradient_agree_with_the_definition() {
         ([2, 20, 6, 5], 17, [3, 3], [1, 1], [1, 1]),
         ([2, 16, 1, 2], 24, [3, 3], [1, 1], [1, 1]),
         ([19, 16, 4, 3], 16, [3, 3], [1, 1], [1, 1]),
+        // Winograd F(4×4, 2×2) through space to depth on 4×4 stride-2 layers: outputs 7×7 (tiles
+        // overhang), 4×3 and 8×8; F(2×2, 2×2) on 2×2 and 1×1 outputs. 7×8 and 16 → 15 channels
+        // stay with im2col (odd input, too few output channels).
+        ([3, 16, 14, 14], 16, [4, 4], [2, 2], [1, 1]),
+        ([2, 20, 8, 6], 17, [4, 4], [2, 2], [1, 1]),
+        ([11, 16, 16, 16], 32, [4, 4], [2, 2], [1, 1]),
+        ([2, 24, 4, 4], 16, [4, 4], [2, 2], [1, 1]),
+        ([3, 16, 2, 2], 16, [4, 4], [2, 2], [1, 1]),
+        ([2, 16, 7, 8], 16, [4, 4], [2, 2], [1, 1]),
+        ([2, 16, 8, 8], 15, [4, 4], [2, 2], [1, 1]),
     ];
     for (xs, co, k, s, pd) in shapes {
         let g = Geom::conv(xs, co, k, s, pd).unwrap();
-        assert_eq!(winograd::applies(&g), xs[1] >= 16, "{g:?}");
+        let even = xs[2].is_multiple_of(2) && xs[3].is_multiple_of(2);
+        assert_eq!(winograd::applies(&g), xs[1] >= 16 && co >= 16 && (k == [3, 3] || even), "{g:?}");
         if winograd::applies(&g) {
-            assert_eq!(winograd::tile_side(&g), if matches!(xs[2..], [7, 7] | [4, 3]) { 4 } else { 2 }, "{g:?}");
+            let big = matches!(xs[2..], [7, 7] | [4, 3]) || (k == [4, 4] && g.oh >= 3);
+            assert_eq!(winograd::tile_side(&g), if big { 4 } else { 2 }, "{g:?}");
         }
         let x = rand_vec(&mut rng, g.n * g.xs());
         let w = rand_vec(&mut rng, g.co * g.kdim());
@@ -134,6 +146,7 @@ fn results_do_not_depend_on_the_thread_count() {
     for g in [
         Geom::conv([37, 8, 14, 14], 16, [4, 4], [2, 2], [1, 1]).unwrap(),
         Geom::conv([37, 16, 7, 7], 32, [3, 3], [1, 1], [1, 1]).unwrap(),
+        Geom::conv([37, 16, 14, 14], 32, [4, 4], [2, 2], [1, 1]).unwrap(),
     ] {
         thread_count_invariant(&g, &mut rng);
     }

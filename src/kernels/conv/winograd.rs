@@ -1,9 +1,17 @@
-//! Winograd convolution F(m×m, 3×3) (Lavin & Gray 2016), m = 2 or 4, for 3×3, stride-1, pad-1
-//! convolutions.
+//! Winograd convolution F(m×m, r×r) (Lavin & Gray 2016), m = 2 or 4, for two kinds of layer:
+//! - 3×3, stride-1, pad-1 convolutions: r = 3;
+//! - 4×4, stride-2, pad-1 convolutions (DCGAN's down- and, as adjoints, up-sampling layers): read
+//!   with its input cut into 2×2 pixel blocks (space to depth: X′[j][(py, px, c)] =
+//!   X[2j + py − 1][…]), such a layer is a 2×2, stride-1, unpadded convolution with 4× the input
+//!   channels, so r = 2 on X′. F(4×4, 2×2) does 25 multiplies per (4·ci, co) pair and tile where a
+//!   direct 4×4 stride-2 convolution does 256 per (ci, co): 2.56× fewer multiply-adds. X′ is never
+//!   written out: the input transform reads each block from X.
 //!
-//! An m×m output tile of such a layer is Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, with d the (m+2)×(m+2) input
-//! patch under it: (m+2)² multiplies per (ci, co) pair and tile instead of 9m² (16 vs 36 for
-//! m = 2, 36 vs 144 for m = 4). Summed over input channels, the element-wise products become
+//! Below, "ci" is the tile convolution's input channels: ci for r = 3, 4·ci for r = 2.
+//!
+//! An m×m output tile of such a layer is Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, with d the a×a input
+//! patch under it (a = m + r − 1): a² multiplies per (ci, co) pair and tile instead of r²m² (16 vs
+//! 36 for m = 2, 36 vs 144 for m = 4, when r = 3). Summed over input channels, the element-wise products become
 //! (m+2)² gemms, one per position ξ of the transformed tile: M_ξ[tiles, co] = V_ξ[tiles, ci] ·
 //! U_ξ[ci, co]. The two gradients are the same transforms' adjoints around the transposed
 //! products, dV_ξ = dM_ξ · U_ξᵀ and dU_ξ = V_ξᵀ · dM_ξ, so they are exactly the gradients of the
@@ -17,19 +25,29 @@
 //! of six small matrices, computed with plain multiplies and adds (no FMA), so its bits do not
 //! depend on the vector unit. F(4×4)'s transforms round more than im2col's sums (its matrices hold
 //! 1/24 and 8); `conv::tests` holds every pass to 1e-4 of the largest output against an f64
-//! direct convolution.
+//! direct convolution. The r = 2 matrices are the Toom–Cook ones for the points 0, 1, −1, 2, ∞
+//! (F(4×4)) and 0, 1, ∞ (F(2×2)), rows of Bᵀ scaled to integers.
 
 use super::Geom;
 use crate::kernels::gemm::{Par, matmul, view};
 use crate::kernels::simd::multiversion;
+use rayon::prelude::*;
 
-/// Whether this file computes `g`: a 3×3, stride-1, pad-1 convolution with enough channels that
-/// the gemms, not the transforms, dominate (with few channels im2col's one gemm is as fast).
+/// Whether this file computes `g`: a 3×3, stride-1, pad-1 convolution, or a 4×4, stride-2, pad-1
+/// one on an even-sized input, with enough channels that the gemms, not the transforms, dominate
+/// (with few channels im2col's one gemm is as fast).
 pub(super) fn applies(g: &Geom) -> bool {
-    crate::kernels::winograd_enabled()
-        && (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (3, 3, 1, 1, 1, 1)
-        && g.ci >= 16
-        && g.co >= 16
+    crate::kernels::winograd_enabled() && kind(g).is_some() && g.ci >= 16 && g.co >= 16
+}
+
+/// (r, s): the tile convolution's taps per side and the space-to-depth factor, for the layers
+/// this file computes.
+fn kind(g: &Geom) -> Option<(usize, usize)> {
+    match (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) {
+        (3, 3, 1, 1, 1, 1) => Some((3, 1)),
+        (4, 4, 2, 2, 1, 1) if g.h.is_multiple_of(2) && g.w.is_multiple_of(2) => Some((2, 2)),
+        _ => None,
+    }
 }
 
 // F(2×2, 3×3): Bᵀ [4×4], G [4×3], Aᵀ [2×4].
@@ -80,10 +98,58 @@ const F4_AT: [f32; 24] = [
     0., 1., -1., 8., -8., 1.,
 ];
 
-/// The transform matrices of F(m×m, 3×3), row-major; a = m + 2 is the transformed tile's side.
+// F(2×2, 2×2), points 0, 1, ∞: Bᵀ [3×3], G [3×2], Aᵀ [2×3].
+#[rustfmt::skip]
+const F2R2_BT: [f32; 9] = [
+    1., -1., 0.,
+    0., 1., 0.,
+    0., -1., 1.,
+];
+#[rustfmt::skip]
+const F2R2_G: [f32; 6] = [
+    1., 0.,
+    1., 1.,
+    0., 1.,
+];
+#[rustfmt::skip]
+const F2R2_AT: [f32; 6] = [
+    1., 1., 0.,
+    0., 1., 1.,
+];
+
+// F(4×4, 2×2), points 0, 1, −1, 2, ∞: Bᵀ [5×5], G [5×2], Aᵀ [4×5].
+#[rustfmt::skip]
+const F4R2_BT: [f32; 25] = [
+    2., -1., -2., 1., 0.,
+    0., 2., 1., -1., 0.,
+    0., -2., 3., -1., 0.,
+    0., -1., 0., 1., 0.,
+    0., 2., -1., -2., 1.,
+];
+#[rustfmt::skip]
+const F4R2_G: [f32; 10] = [
+    1. / 2., 0.,
+    1. / 2., 1. / 2.,
+    1. / 6., -1. / 6.,
+    1. / 6., 1. / 3.,
+    0., 1.,
+];
+#[rustfmt::skip]
+const F4R2_AT: [f32; 20] = [
+    1., 1., 1., 1., 0.,
+    0., 1., -1., 2., 0.,
+    0., 1., 1., 4., 0.,
+    0., 1., -1., 8., 1.,
+];
+
+/// The transform matrices of F(m×m, r×r), row-major; a = m + r − 1 is the transformed tile's
+/// side. `s` is the space-to-depth factor: tile position j reads input rows s·j + py − 1,
+/// py < s, into channel block py·s + px.
 struct Tf {
     m: usize,
-    /// Bᵀ [a×a], G [a×3], Aᵀ [m×a], and their transposes B, Gᵀ, A.
+    r: usize,
+    s: usize,
+    /// Bᵀ [a×a], G [a×r], Aᵀ [m×a], and their transposes B, Gᵀ, A.
     bt: Vec<f32>,
     b: Vec<f32>,
     g: Vec<f32>,
@@ -97,17 +163,21 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 impl Tf {
-    fn new(m: usize) -> Tf {
-        let (bt, g, at): (&[f32], &[f32], &[f32]) = match m {
-            2 => (&F2_BT, &F2_G, &F2_AT),
-            4 => (&F4_BT, &F4_G, &F4_AT),
-            _ => unreachable!("F({m}x{m}, 3x3) is not implemented"),
+    fn new(m: usize, (r, s): (usize, usize)) -> Tf {
+        let (bt, g, at): (&[f32], &[f32], &[f32]) = match (m, r) {
+            (2, 3) => (&F2_BT, &F2_G, &F2_AT),
+            (4, 3) => (&F4_BT, &F4_G, &F4_AT),
+            (2, 2) => (&F2R2_BT, &F2R2_G, &F2R2_AT),
+            (4, 2) => (&F4R2_BT, &F4R2_G, &F4R2_AT),
+            _ => unreachable!("F({m}x{m}, {r}x{r}) is not implemented"),
         };
-        let a = m + 2;
+        let a = m + r - 1;
         Tf {
             m,
+            r,
+            s,
             b: transpose(bt, a, a),
-            gt: transpose(g, a, 3),
+            gt: transpose(g, a, r),
             a: transpose(at, m, a),
             bt: bt.to_vec(),
             g: g.to_vec(),
@@ -117,48 +187,125 @@ impl Tf {
 
     /// Side of the transformed tile, and the number of gemms.
     fn side(&self) -> usize {
-        self.m + 2
+        self.m + self.r - 1
+    }
+
+    /// The row of Wp [kh][kw][ci][co] holding tap (qy, qx) of tile-convolution input channel
+    /// `c` (of s²·ci): W[s·qy + py][s·qx + px][c mod ci] with c = (py·s + px)·ci + c mod ci.
+    fn wp_row(&self, ci: usize, c: usize, qy: usize, qx: usize) -> usize {
+        let (p, c0) = (c / ci, c % ci);
+        let (py, px) = (p / self.s, p % self.s);
+        ((self.s * qy + py) * self.s * self.r + self.s * qx + px) * ci + c0
     }
 }
 
 /// The output tile side for `g`: whichever of 2 and 4 needs fewer multiply-adds once tiles
-/// overhang the map (4 on 7×7 maps: 4 tiles of 36 against 16 of 16), 2 on a tie.
+/// overhang the map (4 on 7×7 maps: 4 tiles of 36 against 16 of 16 for 3×3), 2 on a tie.
 pub(super) fn tile_side(g: &Geom) -> usize {
-    let cost = |m: usize| g.oh.div_ceil(m) * g.ow.div_ceil(m) * (m + 2) * (m + 2);
+    let r = kind(g).map_or(3, |k| k.0);
+    let cost = |m: usize| g.oh.div_ceil(m) * g.ow.div_ceil(m) * (m + r - 1) * (m + r - 1);
     if cost(4) < cost(2) { 4 } else { 2 }
 }
 
-/// Tile rows and columns per image for tiles of side m.
-fn tiles(g: &Geom, m: usize) -> (usize, usize) {
-    (g.oh.div_ceil(m), g.ow.div_ceil(m))
-}
-
 /// One layer's Winograd plan: its tile side and matrices.
+///
+/// A pass runs over the whole batch in three phases: the transforms of chunks of images over the
+/// pool, writing each tile's row of the batch-wide [ξ][tiles][c] matrices; then one gemm per ξ
+/// over the pool, each single-threaded over every tile of the batch; then the inverse transforms
+/// of chunks of images. Per chunk of images, the gemms had as few rows as the chunk has tiles (8
+/// on a 4×4 map) and re-packed U_ξ for each; per ξ they have all the batch's tiles. Each product
+/// is one single-threaded gemm whatever the pool, so the bits do not depend on the thread count.
 pub(super) struct Plan {
     tf: Tf,
 }
 
+/// A batch-wide buffer from this thread's pool (contents unspecified: every user overwrites it
+/// whole before reading), given back on drop. The transforms' matrices are up to tens of MB per
+/// layer; allocated fresh at every call, the kernel's page clearing and the zero fill took 14 % of
+/// a 64×64 DCGAN step.
+pub(super) struct Buf(Vec<f32>);
+
+thread_local! {
+    static BUFS: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers a thread keeps: a pass holds two at a time.
+const POOLED: usize = 4;
+
+impl Buf {
+    pub(super) fn take(len: usize) -> Buf {
+        let mut v = BUFS.with(|b| {
+            let mut b = b.borrow_mut();
+            // The smallest that fits, else the largest (grown below).
+            let fit = (0..b.len()).filter(|&i| b[i].capacity() >= len).min_by_key(|&i| b[i].capacity());
+            let pick = fit.or_else(|| (0..b.len()).max_by_key(|&i| b[i].capacity()));
+            pick.map(|i| b.swap_remove(i)).unwrap_or_default()
+        });
+        v.resize(len, 0.0);
+        Buf(v)
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        BUFS.with(|b| {
+            let mut b = b.borrow_mut();
+            b.push(v);
+            if b.len() > POOLED {
+                let smallest = (0..b.len()).min_by_key(|&i| b[i].capacity()).unwrap_or(0);
+                b.swap_remove(smallest);
+            }
+        });
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+/// A batch-wide [ξ][tiles][c] matrix that the tasks of a transform phase write, each its own
+/// tiles' rows.
+#[derive(Clone, Copy)]
+pub(super) struct Slab {
+    p: crate::kernels::SharedMut,
+    len: usize,
+    nt: usize,
+    c: usize,
+}
+
+impl Slab {
+    pub(super) fn new(buf: &mut [f32], nt: usize, c: usize) -> Slab {
+        Slab { p: crate::kernels::SharedMut(buf.as_mut_ptr()), len: buf.len(), nt, c }
+    }
+
+    /// Row (ξ, tile).
+    ///
+    /// # Safety
+    /// Only the task that owns `tile` may ask for its rows, once each at a time.
+    #[inline(always)]
+    unsafe fn row<'a>(self, xi: usize, tile: usize) -> &'a mut [f32] {
+        let o = (xi * self.nt + tile) * self.c;
+        assert!(tile < self.nt && o + self.c <= self.len, "winograd slab row out of bounds");
+        // SAFETY: in bounds (checked), and disjoint from other tasks' rows (the caller's contract).
+        unsafe { self.p.slice(o, self.c) }
+    }
+}
+
 impl Plan {
-    pub(super) fn new(g: &Geom) -> Plan {
-        Plan { tf: Tf::new(tile_side(g)) }
-    }
-
-    /// The plan and transformed weights of `g` when this file computes it (see `applies`).
-    pub(super) fn with_weights(g: &Geom, wp: &[f32]) -> Option<(Plan, Vec<f32>)> {
-        applies(g).then(|| {
-            let plan = Plan::new(g);
-            let u = plan.weights(g, wp);
-            (plan, u)
-        })
-    }
-
-    /// The plan and transposed transformed weights (`weights_t`), for input gradients only.
-    pub(super) fn with_weights_t(g: &Geom, wp: &[f32]) -> Option<(Plan, Vec<f32>)> {
-        applies(g).then(|| {
-            let plan = Plan::new(g);
-            let ut = plan.weights_t(g, wp);
-            (plan, ut)
-        })
+    /// The plan of `g` when this file computes it (see `applies`).
+    pub(super) fn for_layer(g: &Geom) -> Option<Plan> {
+        let k = kind(g).filter(|_| applies(g))?;
+        Some(Plan { tf: Tf::new(tile_side(g), k) })
     }
 
     /// Transformed-tile positions ξ: the number of gemms per pass.
@@ -166,106 +313,122 @@ impl Plan {
         self.tf.side() * self.tf.side()
     }
 
-    /// Tiles in a chunk of `nb` images.
-    fn tile_count(&self, g: &Geom, nb: usize) -> usize {
-        let (th, tw) = tiles(g, self.tf.m);
-        nb * th * tw
+    /// Input channels of the tile convolution: ci, or 4·ci read through space to depth.
+    pub(super) fn tci(&self, g: &Geom) -> usize {
+        self.tf.s * self.tf.s * g.ci
     }
 
-    /// Scratch floats one chunk of `nb` images needs: V and M (or dV and dM) side by side.
-    pub(super) fn scratch(&self, g: &Geom, nb: usize) -> usize {
-        self.xis() * self.tile_count(g, nb) * (g.ci + g.co)
+    /// Tiles of one image.
+    fn tiles_per_image(&self, g: &Geom) -> usize {
+        g.oh.div_ceil(self.tf.m) * g.ow.div_ceil(self.tf.m)
     }
 
-    /// Floats of a chunk's dM, the first part of its scratch.
-    pub(super) fn dm_len(&self, g: &Geom, nb: usize) -> usize {
-        self.xis() * self.tile_count(g, nb) * g.co
+    /// Tiles of the batch: the rows of every ξ's gemm.
+    pub(super) fn tiles(&self, g: &Geom) -> usize {
+        g.n * self.tiles_per_image(g)
+    }
+
+    /// Floats of a batch-wide matrix with `c` columns per (ξ, tile).
+    pub(super) fn len(&self, g: &Geom, c: usize) -> usize {
+        self.xis() * self.tiles(g) * c
+    }
+
+    /// A writable view of `buf` (`len(g, c)` floats) for a transform phase.
+    pub(super) fn slab(&self, g: &Geom, buf: &mut [f32], c: usize) -> Slab {
+        assert_eq!(buf.len(), self.len(g, c), "winograd buffer size");
+        Slab::new(buf, self.tiles(g), c)
     }
 
     /// The transformed weights U [ξ][ci][co] = G g Gᵀ from `wp` = `permute_weight(W)`
-    /// [3][3][ci][co].
+    /// [kh][kw][ci][co].
     pub(super) fn weights(&self, g: &Geom, wp: &[f32]) -> Vec<f32> {
-        assert_eq!(wp.len(), 9 * g.ci * g.co, "winograd weight size");
-        let mut u = vec![0.0f32; self.xis() * g.ci * g.co];
+        assert_eq!(wp.len(), g.kdim() * g.co, "winograd weight size");
+        let mut u = vec![0.0f32; self.weight_len(g)];
         weights_into(&self.tf, g.ci, g.co, wp, &mut u);
         u
     }
 
-    /// Uᵀ [ξ][co][ci]: the input gradient's right-hand side dM_ξ · U_ξᵀ, written out once per call
-    /// so the gemm reads its rows in place instead of gathering U_ξ's columns per chunk (the same
-    /// reason as `layout::transposed_weight`).
-    pub(super) fn weights_t(&self, g: &Geom, wp: &[f32]) -> Vec<f32> {
-        let u = self.weights(g, wp);
-        let mut ut = vec![0.0f32; u.len()];
-        // One ξ per task (an "image" of `transpose_images`): on one thread these transposes left
-        // the other core idle for 1.7 % of a DCGAN step.
-        super::layout::transpose_images(&u, self.xis(), g.ci, g.co, &mut ut);
-        ut
-    }
-
     /// The weight gradient in `permute_weight`'s layout from the transformed one, dU [ξ][ci][co].
-    fn weight_grad(&self, g: &Geom, du: &[f32]) -> Vec<f32> {
-        let mut dwp = vec![0.0f32; 9 * g.ci * g.co];
+    pub(super) fn weight_grad(&self, g: &Geom, du: &[f32]) -> Vec<f32> {
+        let mut dwp = vec![0.0f32; g.kdim() * g.co];
         weight_grad_into(&self.tf, g.ci, g.co, du, &mut dwp);
         dwp
     }
 
-    /// Y [nb, oh, ow, co] = W ⋆ X for a chunk of NHWC images `x` [nb, h, w, ci], before bias and
-    /// activation, with U = `weights(wp)`. `s` is `scratch(g, nb)` floats.
-    pub(super) fn forward_chunk(&self, g: &Geom, x: &[f32], nb: usize, u: &[f32], y: &mut [f32], s: &mut [f32]) {
-        let nt = self.tile_count(g, nb);
-        let (v, m) = s.split_at_mut(self.xis() * nt * g.ci);
-        input_tiles(&self.tf, [g.h, g.w, g.ci], x, nb, v);
-        for xi in 0..self.xis() {
-            let (vx, ux) = (&v[xi * nt * g.ci..][..nt * g.ci], &u[xi * g.ci * g.co..][..g.ci * g.co]);
-            let mx = &mut m[xi * nt * g.co..][..nt * g.co];
-            matmul(nt, g.co, g.ci, mx, g.co, false, view(vx, g.ci, 1), view(ux, g.co, 1), Par::Seq);
-        }
-        output_tiles(&self.tf, [g.oh, g.ow, g.co], m, nb, y);
-    }
-
-    /// dM [ξ][tiles][co] of a chunk's NHWC output gradient `dy` [nb, oh, ow, co] into `dm`.
-    pub(super) fn grad_transform(&self, g: &Geom, dy: &[f32], nb: usize, dm: &mut [f32]) {
-        grad_tiles(&self.tf, [g.oh, g.ow, g.co], dy, nb, dm);
-    }
-
-    /// dx [nb, h, w, ci] += Wᵀ ⋆ dY for a chunk, from its dM (`grad_transform`) and Uᵀ
-    /// (`weights_t`); `dv` is ξ·tiles·ci floats of scratch.
-    pub(super) fn data_chunk(&self, g: &Geom, dm: &[f32], nb: usize, ut: &[f32], dx: &mut [f32], dv: &mut [f32]) {
-        let nt = self.tile_count(g, nb);
-        for xi in 0..self.xis() {
-            let (mx, utx) = (&dm[xi * nt * g.co..][..nt * g.co], &ut[xi * g.ci * g.co..][..g.ci * g.co]);
-            let vx = &mut dv[xi * nt * g.ci..][..nt * g.ci];
-            // dV_ξ[t, ci] = dM_ξ[t, co] · U_ξᵀ[co, ci]
-            matmul(nt, g.ci, g.co, vx, g.ci, false, view(mx, g.co, 1), view(utx, g.ci, 1), Par::Seq);
-        }
-        scatter_tiles(&self.tf, [g.h, g.w, g.ci], dv, nb, dx);
-    }
-
-    /// A chunk's weight gradient in `permute_weight`'s layout, Gᵀ(Σ_tiles V_ξᵀ · dM_ξ)G, from its
-    /// NHWC input `x` and its dM; `v` is ξ·tiles·ci floats of scratch. dU goes through a reused
-    /// per-thread buffer: it is (m+2)²/9 times the weight's size (4× for m = 4).
-    pub(super) fn weight_chunk(&self, g: &Geom, x: &[f32], nb: usize, dm: &[f32], v: &mut [f32]) -> Vec<f32> {
-        thread_local! {
-            static DU: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let nt = self.tile_count(g, nb);
-        input_tiles(&self.tf, [g.h, g.w, g.ci], x, nb, v);
-        DU.with(|du| {
-            let mut du = du.borrow_mut();
-            du.resize(self.weight_len(g), 0.0);
-            for xi in 0..self.xis() {
-                let (vx, mx) = (&v[xi * nt * g.ci..][..nt * g.ci], &dm[xi * nt * g.co..][..nt * g.co]);
-                let ux = &mut du[xi * g.ci * g.co..][..g.ci * g.co];
-                matmul(g.ci, g.co, nt, ux, g.co, false, view(vx, 1, g.ci), view(mx, g.co, 1), Par::Seq);
-            }
-            self.weight_grad(g, &du)
-        })
-    }
-
     /// Floats of the transformed weights (and of their gradient).
-    fn weight_len(&self, g: &Geom) -> usize {
-        self.xis() * g.ci * g.co
+    pub(super) fn weight_len(&self, g: &Geom) -> usize {
+        self.xis() * self.tci(g) * g.co
+    }
+
+    /// V rows of images b0..b0+nb (`x`, NHWC [nb, h, w, ci]) into `v` (tci columns).
+    pub(super) fn input_transform(&self, g: &Geom, x: &[f32], b0: usize, nb: usize, v: Slab) {
+        input_tiles(&self.tf, [g.h, g.w, g.ci], x, nb, (v, b0 * self.tiles_per_image(g)));
+    }
+
+    /// dM rows (A dY Aᵀ) of images b0..b0+nb (`dy`, NHWC [nb, oh, ow, co]) into `dm` (co columns).
+    pub(super) fn grad_transform(&self, g: &Geom, dy: &[f32], b0: usize, nb: usize, dm: Slab) {
+        grad_tiles(&self.tf, [g.oh, g.ow, g.co], dy, nb, (dm, b0 * self.tiles_per_image(g)));
+    }
+
+    /// Y = Aᵀ M A of images b0..b0+nb from the batch's M (co columns), overwriting `y` [nb, oh, ow, co].
+    pub(super) fn output_transform(&self, g: &Geom, m: &[f32], b0: usize, nb: usize, y: &mut [f32]) {
+        let src = (m, self.tiles(g), b0 * self.tiles_per_image(g));
+        output_tiles(&self.tf, [g.oh, g.ow, g.co], src, nb, y);
+    }
+
+    /// dx += B dV Bᵀ of images b0..b0+nb from the batch's dV (tci columns), into `dx` [nb, h, w, ci].
+    pub(super) fn scatter(&self, g: &Geom, dv: &[f32], b0: usize, nb: usize, dx: &mut [f32]) {
+        let src = (dv, self.tiles(g), b0 * self.tiles_per_image(g));
+        scatter_tiles(&self.tf, [g.h, g.w, g.ci], src, nb, dx);
+    }
+
+    /// M_ξ = V_ξ · U_ξ for every ξ, one gemm per ξ over the pool.
+    pub(super) fn products(&self, g: &Geom, v: &[f32], u: &[f32], m: &mut [f32]) {
+        let (nt, ci, co) = (self.tiles(g), self.tci(g), g.co);
+        m.par_chunks_mut(nt * co).enumerate().for_each(|(xi, mx)| {
+            let (vx, ux) = (&v[xi * nt * ci..][..nt * ci], &u[xi * ci * co..][..ci * co]);
+            matmul(nt, co, ci, mx, co, false, view(vx, ci, 1), view(ux, co, 1), Par::Seq);
+        });
+    }
+
+    /// dV_ξ = dM_ξ · U_ξᵀ for every ξ, one gemm per ξ over the pool. U_ξᵀ is read in place: the
+    /// gemm packs each block of it once per call, as it has every tile of the batch to multiply.
+    pub(super) fn data_products(&self, g: &Geom, dm: &[f32], u: &[f32], dv: &mut [f32]) {
+        let (nt, ci, co) = (self.tiles(g), self.tci(g), g.co);
+        dv.par_chunks_mut(nt * ci).enumerate().for_each(|(xi, vx)| {
+            let (mx, ux) = (&dm[xi * nt * co..][..nt * co], &u[xi * ci * co..][..ci * co]);
+            matmul(nt, ci, co, vx, ci, false, view(mx, co, 1), view(ux, 1, co), Par::Seq);
+        });
+    }
+
+    /// dU_ξ = V_ξᵀ · dM_ξ over the whole batch for every ξ, then (when `u` is given) V_ξ is
+    /// overwritten with dV_ξ = dM_ξ · U_ξᵀ, one ξ per task: both gradients from one pass over dM.
+    /// Returns dU [ξ][tci][co] when `weight`.
+    pub(super) fn gradients(
+        &self,
+        g: &Geom,
+        v: &mut [f32],
+        dm: &[f32],
+        u: Option<&[f32]>,
+        weight: bool,
+    ) -> Option<Buf> {
+        let (nt, ci, co) = (self.tiles(g), self.tci(g), g.co);
+        let mut du = weight.then(|| Buf::take(self.weight_len(g)));
+        let dus: Vec<Option<&mut [f32]>> = match du.as_deref_mut() {
+            Some(d) => d.chunks_mut(ci * co).map(Some).collect(),
+            None => (0..self.xis()).map(|_| None).collect(),
+        };
+        v.par_chunks_mut(nt * ci).zip(dus).enumerate().for_each(|(xi, (vx, dux))| {
+            let mx = &dm[xi * nt * co..][..nt * co];
+            if let Some(dux) = dux {
+                matmul(ci, co, nt, dux, co, false, view(vx, 1, ci), view(mx, co, 1), Par::Seq);
+            }
+            if let Some(u) = u {
+                let ux = &u[xi * ci * co..][..ci * co];
+                matmul(nt, ci, co, vx, ci, false, view(mx, co, 1), view(ux, 1, co), Par::Seq);
+            }
+        });
+        du
     }
 }
 
@@ -309,66 +472,78 @@ fn combine(lm: &[f32], l: usize, r: usize, len: usize, x: &[f32], out: &mut [f32
 }
 
 multiversion! {
-    /// U [ξ][ci][co] = G g Gᵀ for every (ci, co), from `wp` [3][3][ci][co].
+    /// U [ξ][s²ci][co] = G g Gᵀ for every (tile-convolution input channel, co), from `wp`
+    /// [kh][kw][ci][co].
     fn weights_into(tf: &Tf, ci: usize, co: usize, wp: &[f32], u: &mut [f32]) {
-        let a = tf.side();
-        let (mut x, mut t, mut y) = (vec![0.0f32; 9 * co], vec![0.0f32; 3 * a * co], vec![0.0f32; a * a * co]);
-        for c in 0..ci {
-            for tap in 0..9 {
-                x[tap * co..][..co].copy_from_slice(&wp[(tap * ci + c) * co..][..co]);
+        let (a, r, tci) = (tf.side(), tf.r, tf.s * tf.s * ci);
+        let (mut x, mut t, mut y) = (vec![0.0f32; r * r * co], vec![0.0f32; r * a * co], vec![0.0f32; a * a * co]);
+        for c in 0..tci {
+            for tap in 0..r * r {
+                let row = tf.wp_row(ci, c, tap / r, tap % r);
+                x[tap * co..][..co].copy_from_slice(&wp[row * co..][..co]);
             }
-            two_sided(&tf.g, a, 3, co, &x, &mut t, &mut y);
+            two_sided(&tf.g, a, r, co, &x, &mut t, &mut y);
             for xi in 0..a * a {
-                u[(xi * ci + c) * co..][..co].copy_from_slice(&y[xi * co..][..co]);
+                u[(xi * tci + c) * co..][..co].copy_from_slice(&y[xi * co..][..co]);
             }
         }
     }
 }
 
 multiversion! {
-    /// dWp [3][3][ci][co] = Gᵀ dU G: the adjoint of `weights_into`, from dU [ξ][ci][co].
+    /// dWp [kh][kw][ci][co] = Gᵀ dU G: the adjoint of `weights_into`, from dU [ξ][s²ci][co].
+    /// Every row of dWp is written once (the s² channel blocks partition the kernel's taps).
     fn weight_grad_into(tf: &Tf, ci: usize, co: usize, du: &[f32], dwp: &mut [f32]) {
-        let a = tf.side();
-        let (mut x, mut t, mut y) = (vec![0.0f32; a * a * co], vec![0.0f32; 3 * a * co], vec![0.0f32; 9 * co]);
-        for c in 0..ci {
+        let (a, r, tci) = (tf.side(), tf.r, tf.s * tf.s * ci);
+        let (mut x, mut t, mut y) = (vec![0.0f32; a * a * co], vec![0.0f32; r * a * co], vec![0.0f32; r * r * co]);
+        for c in 0..tci {
             for xi in 0..a * a {
-                x[xi * co..][..co].copy_from_slice(&du[(xi * ci + c) * co..][..co]);
+                x[xi * co..][..co].copy_from_slice(&du[(xi * tci + c) * co..][..co]);
             }
-            two_sided(&tf.gt, 3, a, co, &x, &mut t, &mut y);
-            for tap in 0..9 {
-                dwp[(tap * ci + c) * co..][..co].copy_from_slice(&y[tap * co..][..co]);
+            two_sided(&tf.gt, r, a, co, &x, &mut t, &mut y);
+            for tap in 0..r * r {
+                let row = tf.wp_row(ci, c, tap / r, tap % r);
+                dwp[row * co..][..co].copy_from_slice(&y[tap * co..][..co]);
             }
         }
     }
 }
 
 multiversion! {
-    /// V [ξ][tiles][c] = Bᵀ d B for every tile of `nb` NHWC images [nb, h, w, c] (zeros outside).
-    fn input_tiles(tf: &Tf, dims: [usize; 3], x: &[f32], nb: usize, v: &mut [f32]) {
+    /// V [ξ][tiles][s²c] = Bᵀ d B for every tile of `nb` NHWC images [nb, h, w, c] (zeros
+    /// outside), d read through space to depth when s = 2; rows from tile t0 of `v`, which this
+    /// task owns.
+    fn input_tiles(tf: &Tf, dims: [usize; 3], x: &[f32], nb: usize, dst: (Slab, usize)) {
+        let (v, t0) = dst;
         let [h, w, c] = dims;
-        let (m, a) = (tf.m, tf.side());
-        let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
-        let nt = nb * th * tw;
-        let (mut d, mut t, mut y) = (vec![0.0f32; a * a * c], vec![0.0f32; a * a * c], vec![0.0f32; a * a * c]);
+        let (m, a, sd) = (tf.m, tf.side(), tf.s);
+        let (th, tw) = ((h / sd).div_ceil(m), (w / sd).div_ceil(m));
+        let tc = sd * sd * c;
+        assert_eq!(v.c, tc, "winograd input slab width");
+        let (mut d, mut t, mut y) = (vec![0.0f32; a * a * tc], vec![0.0f32; a * a * tc], vec![0.0f32; a * a * tc]);
         for b in 0..nb {
             let img = &x[b * h * w * c..][..h * w * c];
             for ty in 0..th {
                 for tx in 0..tw {
                     for r in 0..a {
                         for s in 0..a {
-                            let (iy, ix) = ((m * ty + r).wrapping_sub(1), (m * tx + s).wrapping_sub(1));
-                            let dst = &mut d[(r * a + s) * c..][..c];
-                            if iy < h && ix < w {
-                                dst.copy_from_slice(&img[(iy * w + ix) * c..][..c]);
-                            } else {
-                                dst.fill(0.0);
+                            for p in 0..sd * sd {
+                                let iy = (sd * (m * ty + r) + p / sd).wrapping_sub(1);
+                                let ix = (sd * (m * tx + s) + p % sd).wrapping_sub(1);
+                                let dst = &mut d[((r * a + s) * sd * sd + p) * c..][..c];
+                                if iy < h && ix < w {
+                                    dst.copy_from_slice(&img[(iy * w + ix) * c..][..c]);
+                                } else {
+                                    dst.fill(0.0);
+                                }
                             }
                         }
                     }
-                    two_sided(&tf.bt, a, a, c, &d, &mut t, &mut y);
-                    let tile = (b * th + ty) * tw + tx;
+                    two_sided(&tf.bt, a, a, tc, &d, &mut t, &mut y);
+                    let tile = t0 + (b * th + ty) * tw + tx;
                     for xi in 0..a * a {
-                        v[(xi * nt + tile) * c..][..c].copy_from_slice(&y[xi * c..][..c]);
+                        // SAFETY: this task's tiles (the caller's images).
+                        unsafe { v.row(xi, tile) }.copy_from_slice(&y[xi * tc..][..tc]);
                     }
                 }
             }
@@ -378,29 +553,33 @@ multiversion! {
 
 multiversion! {
     /// dx += B dV Bᵀ scattered back onto `nb` NHWC images [nb, h, w, c] (the adjoint of
-    /// `input_tiles`; padding positions are dropped), from dV [ξ][tiles][c].
-    fn scatter_tiles(tf: &Tf, dims: [usize; 3], dv: &[f32], nb: usize, dx: &mut [f32]) {
+    /// `input_tiles`; padding positions are dropped), from dV [ξ][tiles][s²c].
+    /// `src` is (dV, tiles per ξ, the first tile of these images).
+    fn scatter_tiles(tf: &Tf, dims: [usize; 3], src: (&[f32], usize, usize), nb: usize, dx: &mut [f32]) {
         let [h, w, c] = dims;
-        let (m, a) = (tf.m, tf.side());
-        let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
-        let nt = nb * th * tw;
-        let (mut x, mut t, mut d) = (vec![0.0f32; a * a * c], vec![0.0f32; a * a * c], vec![0.0f32; a * a * c]);
+        let (m, a, sd) = (tf.m, tf.side(), tf.s);
+        let (th, tw) = ((h / sd).div_ceil(m), (w / sd).div_ceil(m));
+        let ((dv, nt, t0), tc) = (src, sd * sd * c);
+        let (mut x, mut t, mut d) = (vec![0.0f32; a * a * tc], vec![0.0f32; a * a * tc], vec![0.0f32; a * a * tc]);
         for b in 0..nb {
             let img = &mut dx[b * h * w * c..][..h * w * c];
             for ty in 0..th {
                 for tx in 0..tw {
-                    let tile = (b * th + ty) * tw + tx;
+                    let tile = t0 + (b * th + ty) * tw + tx;
                     for xi in 0..a * a {
-                        x[xi * c..][..c].copy_from_slice(&dv[(xi * nt + tile) * c..][..c]);
+                        x[xi * tc..][..tc].copy_from_slice(&dv[(xi * nt + tile) * tc..][..tc]);
                     }
-                    two_sided(&tf.b, a, a, c, &x, &mut t, &mut d);
+                    two_sided(&tf.b, a, a, tc, &x, &mut t, &mut d);
                     for r in 0..a {
-                        let iy = (m * ty + r).wrapping_sub(1);
                         for s in 0..a {
-                            let ix = (m * tx + s).wrapping_sub(1);
-                            if iy < h && ix < w {
-                                let dst = &mut img[(iy * w + ix) * c..][..c];
-                                dst.iter_mut().zip(&d[(r * a + s) * c..][..c]).for_each(|(o, v)| *o += v);
+                            for p in 0..sd * sd {
+                                let iy = (sd * (m * ty + r) + p / sd).wrapping_sub(1);
+                                let ix = (sd * (m * tx + s) + p % sd).wrapping_sub(1);
+                                if iy < h && ix < w {
+                                    let dst = &mut img[(iy * w + ix) * c..][..c];
+                                    let src = &d[((r * a + s) * sd * sd + p) * c..][..c];
+                                    dst.iter_mut().zip(src).for_each(|(o, v)| *o += v);
+                                }
                             }
                         }
                     }
@@ -413,17 +592,18 @@ multiversion! {
 multiversion! {
     /// Y = Aᵀ M A for every tile, written (overwriting) to `nb` NHWC maps [nb, oh, ow, c]; the
     /// overhang past odd sizes is dropped. M is [ξ][tiles][c].
-    fn output_tiles(tf: &Tf, dims: [usize; 3], mt: &[f32], nb: usize, y: &mut [f32]) {
+    /// `src` is (M, tiles per ξ, the first tile of these images).
+    fn output_tiles(tf: &Tf, dims: [usize; 3], src: (&[f32], usize, usize), nb: usize, y: &mut [f32]) {
         let [oh, ow, c] = dims;
         let (m, a) = (tf.m, tf.side());
         let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
-        let nt = nb * th * tw;
+        let (mt, nt, t0) = src;
         let (mut x, mut t, mut out) = (vec![0.0f32; a * a * c], vec![0.0f32; m * a * c], vec![0.0f32; m * m * c]);
         for b in 0..nb {
             let img = &mut y[b * oh * ow * c..][..oh * ow * c];
             for ty in 0..th {
                 for tx in 0..tw {
-                    let tile = (b * th + ty) * tw + tx;
+                    let tile = t0 + (b * th + ty) * tw + tx;
                     for xi in 0..a * a {
                         x[xi * c..][..c].copy_from_slice(&mt[(xi * nt + tile) * c..][..c]);
                     }
@@ -445,11 +625,13 @@ multiversion! {
 multiversion! {
     /// dM [ξ][tiles][c] = A dY Aᵀ for every tile (the adjoint of `output_tiles`; the overhang
     /// reads zeros), from `nb` NHWC maps [nb, oh, ow, c].
-    fn grad_tiles(tf: &Tf, dims: [usize; 3], dy: &[f32], nb: usize, dm: &mut [f32]) {
+    /// Rows from tile t0 of `dm`, which this task owns.
+    fn grad_tiles(tf: &Tf, dims: [usize; 3], dy: &[f32], nb: usize, dst: (Slab, usize)) {
+        let (dm, t0) = dst;
         let [oh, ow, c] = dims;
         let (m, a) = (tf.m, tf.side());
         let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
-        let nt = nb * th * tw;
+        assert_eq!(dm.c, c, "winograd gradient slab width");
         let (mut x, mut t, mut y) = (vec![0.0f32; m * m * c], vec![0.0f32; a * m * c], vec![0.0f32; a * a * c]);
         for b in 0..nb {
             let img = &dy[b * oh * ow * c..][..oh * ow * c];
@@ -467,9 +649,10 @@ multiversion! {
                         }
                     }
                     two_sided(&tf.a, a, m, c, &x, &mut t, &mut y);
-                    let tile = (b * th + ty) * tw + tx;
+                    let tile = t0 + (b * th + ty) * tw + tx;
                     for xi in 0..a * a {
-                        dm[(xi * nt + tile) * c..][..c].copy_from_slice(&y[xi * c..][..c]);
+                        // SAFETY: this task's tiles (the caller's images).
+                        unsafe { dm.row(xi, tile) }.copy_from_slice(&y[xi * c..][..c]);
                     }
                 }
             }
