@@ -174,6 +174,10 @@ pub fn backward(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
 /// `backward` of a layer `winograd` computes: dM (and V) of each chunk of images; per ξ,
 /// dU_ξ = V_ξᵀ · dM_ξ and dV_ξ = dM_ξ · U_ξᵀ; dX = B dV Bᵀ of each chunk.
 fn backward_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
+    if plan.group(g) < g.n {
+        let sizes = [g.xs(), g.ys(), g.ys()];
+        return in_groups(g, plan.group(g), s, sizes, |sub, ss| backward_winograd(plan, sub, ss, wp, act, need));
+    }
     let (cb, p, hw, tci) = (g.chunk(), g.p(), g.h * g.w, plan.tci(g));
     let u = need.input.then(|| plan.weights(g, wp));
     let (mut dm, mut v) = (winograd::Buf::take(plan.len(g, g.co)), winograd::Buf::take(plan.len(g, tci)));
@@ -190,10 +194,12 @@ fn backward_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &[f32], act:
                     column_sums(gr, &mut acc);
                     acc
                 });
-                plan.grad_transform(g, gr, b0, nb, ds);
+                // SAFETY (both transforms): `dm` and `v` outlive the loop; chunk i alone writes its
+                // images' tiles.
+                unsafe { plan.grad_transform(g, gr, b0, nb, ds) };
                 if need.weight {
                     let xc = chunk_nhwc(s.input.0, s.input.1, b0, nb, g.ci, hw, &mut tmp[..nb * g.xs()]);
-                    plan.input_transform(g, xc, b0, nb, vs);
+                    unsafe { plan.input_transform(g, xc, b0, nb, vs) };
                 }
                 db
             })
@@ -268,6 +274,11 @@ pub fn backward_transposed(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need)
 /// one transform V of dZ: V (and A T Aᵀ) of each chunk of images; per ξ, dU_ξ = V_ξᵀ · (A T Aᵀ)_ξ
 /// and M_ξ = V_ξ · U_ξ; dT = Aᵀ M A of each chunk.
 fn backward_transposed_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
+    if plan.group(g) < g.n {
+        let sizes = [g.ys(), g.xs(), g.xs()];
+        let f = |sub: &Geom, ss: Saved| backward_transposed_winograd(plan, sub, ss, wp, act, need);
+        return in_groups(g, plan.group(g), s, sizes, f);
+    }
     let (cb, p, hw, tci) = (g.chunk(), g.p(), g.h * g.w, plan.tci(g));
     let (mut v, mut m) = (winograd::Buf::take(plan.len(g, tci)), winograd::Buf::take(plan.len(g, g.co)));
     let (vs, ms) = (plan.slab(g, &mut v, tci), plan.slab(g, &mut m, g.co));
@@ -283,10 +294,12 @@ fn backward_transposed_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &
                     column_sums(gz, &mut acc);
                     acc
                 });
-                plan.input_transform(g, gz, b0, nb, vs);
+                // SAFETY (both transforms): `v` and `m` outlive the loop; chunk i alone writes its
+                // images' tiles.
+                unsafe { plan.input_transform(g, gz, b0, nb, vs) };
                 if need.weight {
                     let tc = chunk_nhwc(s.input.0, s.input.1, b0, nb, g.co, p, &mut tmp[..nb * p * g.co]);
-                    plan.grad_transform(g, tc, b0, nb, ms);
+                    unsafe { plan.grad_transform(g, tc, b0, nb, ms) };
                 }
                 db
             })
@@ -306,4 +319,32 @@ fn backward_transposed_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &
         weight: du.map(|du| unpermute_weight(g, &plan.weight_grad(g, &du))),
         bias: need.bias.then(|| sum_in_order(dbs.into_iter().flatten(), g.ci)),
     }
+}
+
+/// A Winograd layer's gradients over groups of `gn` images (`winograd::Plan::group`): `f` on each
+/// group's slices of `s` (`sizes`: per-image lengths of input, output and upstream gradient), input
+/// gradients joined, weight and bias gradients summed in group order.
+fn in_groups<'a>(g: &Geom, gn: usize, s: Saved<'a>, sizes: [usize; 3], f: impl Fn(&Geom, Saved<'a>) -> Grads) -> Grads {
+    let mut all = Grads::default();
+    for b0 in (0..g.n).step_by(gn) {
+        let sub = Geom { n: gn.min(g.n - b0), ..*g };
+        let part = |(v, m): (&'a [f32], Mem), len: usize| (&v[b0 * len..][..sub.n * len], m);
+        let ss = Saved {
+            input: part(s.input, sizes[0]),
+            output: s.output.map(|o| part(o, sizes[1])),
+            grad: part(s.grad, sizes[2]),
+        };
+        let gr = f(&sub, ss);
+        if let Some(i) = gr.input {
+            all.input.get_or_insert_with(|| Vec::with_capacity(g.n * i.len() / sub.n)).extend(i);
+        }
+        for (acc, part) in [(&mut all.weight, gr.weight), (&mut all.bias, gr.bias)] {
+            match (acc.as_mut(), part) {
+                (Some(a), Some(p)) => add_into(a, &p),
+                (None, p) => *acc = p,
+                (Some(_), None) => {}
+            }
+        }
+    }
+    all
 }

@@ -50,7 +50,7 @@ pub fn forward(g: &Geom, x: &[f32], x_mem: Mem, wp: &[f32], bias: Option<&[f32]>
 }
 
 /// `forward` of a layer `winograd` computes, in its three phases: V of each chunk of images,
-/// M_ξ = V_ξ · U_ξ per ξ, Y = Aᵀ M A of each chunk.
+/// M_ξ = V_ξ · U_ξ per ξ, Y = Aᵀ M A of each chunk; in groups of images (`Plan::group`).
 fn forward_winograd(
     plan: &winograd::Plan,
     g: &Geom,
@@ -60,6 +60,15 @@ fn forward_winograd(
     bias: &[f32],
     act: Act,
 ) -> Vec<f32> {
+    let gn = plan.group(g);
+    if gn < g.n {
+        let mut y = Vec::with_capacity(g.n * g.ys());
+        for b0 in (0..g.n).step_by(gn) {
+            let sub = Geom { n: gn.min(g.n - b0), ..*g };
+            y.extend(forward_winograd(plan, &sub, &x[b0 * g.xs()..][..sub.n * g.xs()], x_mem, wp, bias, act));
+        }
+        return y;
+    }
     let (cb, tci) = (g.chunk(), plan.tci(g));
     let u = plan.weights(g, wp);
     let mut v = winograd::Buf::take(plan.len(g, tci));
@@ -68,7 +77,9 @@ fn forward_winograd(
         let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
         let tbuf = if x_mem == Mem::Nchw { nb * g.xs() } else { 0 };
         with_scratch([tbuf, 0, 0], |t, _, _| {
-            plan.input_transform(g, chunk_nhwc(x, x_mem, b0, nb, g.ci, g.h * g.w, t), b0, nb, vs);
+            let xc = chunk_nhwc(x, x_mem, b0, nb, g.ci, g.h * g.w, t);
+            // SAFETY: `v` outlives the loop; chunk i alone writes its images' tiles.
+            unsafe { plan.input_transform(g, xc, b0, nb, vs) };
         });
     });
     let mut m = winograd::Buf::take(plan.len(g, g.co));
@@ -91,35 +102,10 @@ pub fn backward_data(g: &Geom, y: &[f32], y_mem: Mem, wp: &[f32], bias: Option<&
     let (cb, p, kd, hw) = (g.chunk(), g.p(), g.kdim(), g.h * g.w);
     let zeros = vec![0.0f32; g.ci];
     let bias = bias.unwrap_or(&zeros);
-    let wino = winograd::Plan::for_layer(g);
-    let mut x = vec![0.0f32; g.n * g.xs()];
-    let fill_bias = |xc: &mut [f32]| {
-        for px in xc.chunks_mut(g.ci) {
-            px.copy_from_slice(bias);
-        }
-    };
-    if let Some(plan) = wino {
-        // dM of each chunk of images, dV_ξ = dM_ξ · U_ξᵀ per ξ, X = B dV Bᵀ of each chunk.
-        let (tci, u) = (plan.tci(g), plan.weights(g, wp));
-        let mut dm = winograd::Buf::take(plan.len(g, g.co));
-        let ds = plan.slab(g, &mut dm, g.co);
-        (0..g.n.div_ceil(cb)).into_par_iter().for_each(|i| {
-            let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
-            let tbuf = if y_mem == Mem::Nchw { nb * g.ys() } else { 0 };
-            with_scratch([tbuf, 0, 0], |t, _, _| {
-                plan.grad_transform(g, chunk_nhwc(y, y_mem, b0, nb, g.co, p, t), b0, nb, ds);
-            });
-        });
-        let mut dv = winograd::Buf::take(plan.len(g, tci));
-        plan.data_products(g, &dm, &u, &mut dv);
-        drop(dm);
-        x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
-            fill_bias(xc);
-            plan.scatter(g, &dv, i * cb, xc.len() / g.xs(), xc);
-            crate::kernels::act::apply_inplace(xc, act);
-        });
-        return x;
+    if let Some(plan) = winograd::Plan::for_layer(g) {
+        return backward_data_winograd(&plan, g, y, y_mem, wp, bias, act);
     }
+    let mut x = vec![0.0f32; g.n * g.xs()];
     let wq = transposed_weight(g, wp);
     x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
         let (b0, nb) = (i * cb, xc.len() / g.xs());
@@ -127,13 +113,65 @@ pub fn backward_data(g: &Geom, y: &[f32], y_mem: Mem, wp: &[f32], bias: Option<&
         let tbuf = if y_mem == Mem::Nchw { nb * g.ys() } else { 0 };
         with_scratch([kd * r, tbuf, 0], |dcol, t, _| {
             let yc = chunk_nhwc(y, y_mem, b0, nb, g.co, p, t);
-            fill_bias(xc);
+            fill(xc, bias);
             // dcol[r, K′] = Y[r, co] · Wpᵀ[co, K′]
             matmul(r, kd, g.co, dcol, kd, false, view(yc, g.co, 1), view(&wq, kd, 1), Par::Seq);
             col2im(g, dcol, nb, xc);
             debug_assert_eq!(xc.len(), nb * hw * g.ci);
             crate::kernels::act::apply_inplace(xc, act);
         });
+    });
+    x
+}
+
+/// Every pixel of NHWC rows `xc` set to `bias`.
+fn fill(xc: &mut [f32], bias: &[f32]) {
+    for px in xc.chunks_mut(bias.len()) {
+        px.copy_from_slice(bias);
+    }
+}
+
+/// `backward_data` of a layer `winograd` computes: dM of each chunk of images, dV_ξ = dM_ξ · U_ξᵀ
+/// per ξ, X = B dV Bᵀ of each chunk; in groups of images (`Plan::group`).
+fn backward_data_winograd(
+    plan: &winograd::Plan,
+    g: &Geom,
+    y: &[f32],
+    y_mem: Mem,
+    wp: &[f32],
+    bias: &[f32],
+    act: Act,
+) -> Vec<f32> {
+    let gn = plan.group(g);
+    if gn < g.n {
+        let mut x = Vec::with_capacity(g.n * g.xs());
+        for b0 in (0..g.n).step_by(gn) {
+            let sub = Geom { n: gn.min(g.n - b0), ..*g };
+            x.extend(backward_data_winograd(plan, &sub, &y[b0 * g.ys()..][..sub.n * g.ys()], y_mem, wp, bias, act));
+        }
+        return x;
+    }
+    let (cb, p, tci) = (g.chunk(), g.p(), plan.tci(g));
+    let u = plan.weights(g, wp);
+    let mut dm = winograd::Buf::take(plan.len(g, g.co));
+    let ds = plan.slab(g, &mut dm, g.co);
+    (0..g.n.div_ceil(cb)).into_par_iter().for_each(|i| {
+        let (b0, nb) = (i * cb, cb.min(g.n - i * cb));
+        let tbuf = if y_mem == Mem::Nchw { nb * g.ys() } else { 0 };
+        with_scratch([tbuf, 0, 0], |t, _, _| {
+            let yc = chunk_nhwc(y, y_mem, b0, nb, g.co, p, t);
+            // SAFETY: `dm` outlives the loop; chunk i alone writes its images' tiles.
+            unsafe { plan.grad_transform(g, yc, b0, nb, ds) };
+        });
+    });
+    let mut dv = winograd::Buf::take(plan.len(g, tci));
+    plan.data_products(g, &dm, &u, &mut dv);
+    drop(dm);
+    let mut x = vec![0.0f32; g.n * g.xs()];
+    x.par_chunks_mut(cb * g.xs()).enumerate().for_each(|(i, xc)| {
+        fill(xc, bias);
+        plan.scatter(g, &dv, i * cb, xc.len() / g.xs(), xc);
+        crate::kernels::act::apply_inplace(xc, act);
     });
     x
 }

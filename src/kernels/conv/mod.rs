@@ -1,5 +1,7 @@
 //! 2-D convolution and transposed convolution on the CPU: forward and both gradients, each as
-//! im2col/col2im around one `gemm` per chunk of images, on channels-last (NHWC) data.
+//! im2col/col2im around one `gemm` per chunk of images, on channels-last (NHWC) data — or, for 3×3
+//! stride-1 and 4×4 stride-2 layers with ≥ 16 channels each side, as Winograd transforms around one
+//! gemm per transformed-tile position over the whole batch (`winograd`).
 //!
 //! Everything is described from the convolution's side (`Geom`): X [n, ci, h, w] → Y [n, co, oh, ow]
 //! with weight W [co, ci, kh, kw]. A transposed convolution is the adjoint of a convolution: its

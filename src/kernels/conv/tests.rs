@@ -73,22 +73,28 @@ fn forward_adjoint_and_weight_gradient_agree_with_the_definition() {
         ([2, 16, 1, 2], 24, [3, 3], [1, 1], [1, 1]),
         ([19, 16, 4, 3], 16, [3, 3], [1, 1], [1, 1]),
         // Winograd F(4×4, 2×2) through space to depth on 4×4 stride-2 layers: outputs 7×7 (tiles
-        // overhang), 4×3 and 8×8; F(2×2, 2×2) on 2×2 and 1×1 outputs. 7×8 and 16 → 15 channels
-        // stay with im2col (odd input, too few output channels).
+        // overhang), 8×6 and 8×8; F(2×2, 2×2) on outputs of one 4×4 tile: 4×3, 2×2, 1×1. 7×8 and
+        // 16 → 15 channels stay with im2col (odd input, too few output channels).
         ([3, 16, 14, 14], 16, [4, 4], [2, 2], [1, 1]),
+        ([2, 20, 16, 12], 17, [4, 4], [2, 2], [1, 1]),
         ([2, 20, 8, 6], 17, [4, 4], [2, 2], [1, 1]),
         ([11, 16, 16, 16], 32, [4, 4], [2, 2], [1, 1]),
         ([2, 24, 4, 4], 16, [4, 4], [2, 2], [1, 1]),
         ([3, 16, 2, 2], 16, [4, 4], [2, 2], [1, 1]),
         ([2, 16, 7, 8], 16, [4, 4], [2, 2], [1, 1]),
         ([2, 16, 8, 8], 15, [4, 4], [2, 2], [1, 1]),
+        // More images than one Winograd group holds (24 of these): two groups.
+        ([25, 16, 128, 128], 16, [4, 4], [2, 2], [1, 1]),
     ];
     for (xs, co, k, s, pd) in shapes {
         let g = Geom::conv(xs, co, k, s, pd).unwrap();
+        if xs[0] == 25 {
+            assert!(winograd::Plan::for_layer(&g).unwrap().group(&g) < g.n, "one group: {g:?}");
+        }
         let even = xs[2].is_multiple_of(2) && xs[3].is_multiple_of(2);
         assert_eq!(winograd::applies(&g), xs[1] >= 16 && co >= 16 && (k == [3, 3] || even), "{g:?}");
         if winograd::applies(&g) {
-            let big = matches!(xs[2..], [7, 7] | [4, 3]) || (k == [4, 4] && g.oh >= 3);
+            let big = if k == [4, 4] { g.oh > 4 || g.ow > 4 } else { matches!(xs[2..], [7, 7] | [4, 3]) };
             assert_eq!(winograd::tile_side(&g), if big { 4 } else { 2 }, "{g:?}");
         }
         let x = rand_vec(&mut rng, g.n * g.xs());

@@ -200,9 +200,17 @@ impl Tf {
 }
 
 /// The output tile side for `g`: whichever of 2 and 4 needs fewer multiply-adds once tiles
-/// overhang the map (4 on 7×7 maps: 4 tiles of 36 against 16 of 16 for 3×3), 2 on a tie.
+/// overhang the map (4 on 7×7 maps: 4 tiles of 36 against 16 of 16 for 3×3), 2 on a tie; and 2
+/// for a 2×2 tile convolution whose map fits one 4×4 tile. There each image is one row of every
+/// gemm, multiplied against a U_ξ 6.25× the weight's size in all (2.25× for F(2×2)): F(2×2) ran
+/// the 64×64 DCGAN (4×4 maps in D's last and G's first layer) 5 % faster (`bench --model
+/// dcgan-64`, 114 / 114 / 112 against 108 / 109 / 108 samples/s, Zen 4) though it multiplies 44 %
+/// more; on 7×7 and 8×8 maps F(4×4) stayed faster.
 pub(super) fn tile_side(g: &Geom) -> usize {
     let r = kind(g).map_or(3, |k| k.0);
+    if r == 2 && g.oh <= 4 && g.ow <= 4 {
+        return 2;
+    }
     let cost = |m: usize| g.oh.div_ceil(m) * g.ow.div_ceil(m) * (m + r - 1) * (m + r - 1);
     if cost(4) < cost(2) { 4 } else { 2 }
 }
@@ -229,8 +237,15 @@ thread_local! {
     static BUFS: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Buffers a thread keeps: a pass holds two at a time.
-const POOLED: usize = 4;
+/// Buffers a thread keeps: a pass holds up to four at a time (U, V, dM, dU).
+const POOLED: usize = 6;
+
+/// Bytes of V and M together that one group of images may take (`Plan::group`): a training batch
+/// of 64 at 64×64 fits in one group (its largest layer takes 39 MB).
+const GROUP_BYTES: usize = 48 << 20;
+
+/// Tile-convolution input channels per task of the weight transforms.
+const WEIGHT_BLOCK: usize = 16;
 
 impl Buf {
     pub(super) fn take(len: usize) -> Buf {
@@ -273,8 +288,33 @@ impl std::ops::DerefMut for Buf {
     }
 }
 
-/// A batch-wide [ξ][tiles][c] matrix that the tasks of a transform phase write, each its own
-/// tiles' rows.
+/// Rows of `c` floats of one buffer that this task writes while other tasks write other rows.
+pub(super) struct Rows<'a> {
+    p: crate::kernels::SharedMut,
+    len: usize,
+    c: usize,
+    _buf: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl Rows<'_> {
+    /// # Safety
+    /// `p` holds `len` floats that outlive the value, and while it lives no one else touches
+    /// the rows its holder asks for.
+    unsafe fn new(p: crate::kernels::SharedMut, len: usize, c: usize) -> Self {
+        Rows { p, len, c, _buf: std::marker::PhantomData }
+    }
+
+    /// Row `i`, bounds-checked; `&mut self` keeps two of them from living at once.
+    #[inline(always)]
+    fn row(&mut self, i: usize) -> &mut [f32] {
+        assert!((i + 1) * self.c <= self.len, "winograd row {i} out of bounds");
+        // SAFETY: in bounds (checked above); no one else touches it (`new`'s contract).
+        unsafe { self.p.slice(i * self.c, self.c) }
+    }
+}
+
+/// A batch-wide [ξ][tiles][c] matrix whose tiles' rows the tasks of a transform phase write,
+/// each task those of its own images.
 #[derive(Clone, Copy)]
 pub(super) struct Slab {
     p: crate::kernels::SharedMut,
@@ -284,20 +324,12 @@ pub(super) struct Slab {
 }
 
 impl Slab {
-    pub(super) fn new(buf: &mut [f32], nt: usize, c: usize) -> Slab {
-        Slab { p: crate::kernels::SharedMut(buf.as_mut_ptr()), len: buf.len(), nt, c }
-    }
-
-    /// Row (ξ, tile).
-    ///
     /// # Safety
-    /// Only the task that owns `tile` may ask for its rows, once each at a time.
-    #[inline(always)]
-    unsafe fn row<'a>(self, xi: usize, tile: usize) -> &'a mut [f32] {
-        let o = (xi * self.nt + tile) * self.c;
-        assert!(tile < self.nt && o + self.c <= self.len, "winograd slab row out of bounds");
-        // SAFETY: in bounds (checked), and disjoint from other tasks' rows (the caller's contract).
-        unsafe { self.p.slice(o, self.c) }
+    /// The rows of tiles t0.. that the holder writes are no other task's, and the buffer
+    /// outlives the value.
+    unsafe fn rows<'a>(self) -> Rows<'a> {
+        // SAFETY: the caller's contract.
+        unsafe { Rows::new(self.p, self.len, self.c) }
     }
 }
 
@@ -323,6 +355,14 @@ impl Plan {
         g.oh.div_ceil(self.tf.m) * g.ow.div_ceil(self.tf.m)
     }
 
+    /// Images per group: a pass over more images runs group by group, so that its batch-wide
+    /// matrices (V and M) stay within `GROUP_BYTES` — a test pass of 1,000 images would otherwise
+    /// hold (and the pool keep) hundreds of MB. Depends on the shapes only.
+    pub(super) fn group(&self, g: &Geom) -> usize {
+        let per_image = 4 * self.xis() * self.tiles_per_image(g) * (self.tci(g) + g.co);
+        (GROUP_BYTES / per_image.max(1)).clamp(1, g.n)
+    }
+
     /// Tiles of the batch: the rows of every ξ's gemm.
     pub(super) fn tiles(&self, g: &Geom) -> usize {
         g.n * self.tiles_per_image(g)
@@ -333,25 +373,43 @@ impl Plan {
         self.xis() * self.tiles(g) * c
     }
 
-    /// A writable view of `buf` (`len(g, c)` floats) for a transform phase.
+    /// A view of `buf` (`len(g, c)` floats) that a transform phase's tasks write.
     pub(super) fn slab(&self, g: &Geom, buf: &mut [f32], c: usize) -> Slab {
         assert_eq!(buf.len(), self.len(g, c), "winograd buffer size");
-        Slab::new(buf, self.tiles(g), c)
+        Slab { p: crate::kernels::SharedMut(buf.as_mut_ptr()), len: buf.len(), nt: self.tiles(g), c }
     }
 
     /// The transformed weights U [ξ][ci][co] = G g Gᵀ from `wp` = `permute_weight(W)`
     /// [kh][kw][ci][co].
-    pub(super) fn weights(&self, g: &Geom, wp: &[f32]) -> Vec<f32> {
+    /// U is a²·s²/(s·r)² times the weight (6.25× for F(4×4, 2×2)): it comes from the pool, and
+    /// blocks of input channels are transformed over the pool.
+    pub(super) fn weights(&self, g: &Geom, wp: &[f32]) -> Buf {
         assert_eq!(wp.len(), g.kdim() * g.co, "winograd weight size");
-        let mut u = vec![0.0f32; self.weight_len(g)];
-        weights_into(&self.tf, g.ci, g.co, wp, &mut u);
+        let mut u = Buf::take(self.weight_len(g));
+        let (out, u_len) = (crate::kernels::SharedMut(u.as_mut_ptr()), u.len());
+        let tci = self.tci(g);
+        (0..tci.div_ceil(WEIGHT_BLOCK)).into_par_iter().for_each(|b| {
+            let cs = b * WEIGHT_BLOCK..((b + 1) * WEIGHT_BLOCK).min(tci);
+            // SAFETY: U outlives the loop, and this task writes only rows (ξ, c), c in its block.
+            let rows = unsafe { Rows::new(out, u_len, g.co) };
+            weights_into(&self.tf, g.ci, wp, cs, rows);
+        });
         u
     }
 
     /// The weight gradient in `permute_weight`'s layout from the transformed one, dU [ξ][ci][co].
     pub(super) fn weight_grad(&self, g: &Geom, du: &[f32]) -> Vec<f32> {
+        assert_eq!(du.len(), self.weight_len(g), "winograd weight-gradient size");
         let mut dwp = vec![0.0f32; g.kdim() * g.co];
-        weight_grad_into(&self.tf, g.ci, g.co, du, &mut dwp);
+        let (out, dwp_len) = (crate::kernels::SharedMut(dwp.as_mut_ptr()), dwp.len());
+        let tci = self.tci(g);
+        (0..tci.div_ceil(WEIGHT_BLOCK)).into_par_iter().for_each(|b| {
+            let cs = b * WEIGHT_BLOCK..((b + 1) * WEIGHT_BLOCK).min(tci);
+            // SAFETY: dWp outlives the loop, and this task writes only the rows its channels'
+            // taps map to (`wp_row` is one-to-one).
+            let rows = unsafe { Rows::new(out, dwp_len, g.co) };
+            weight_grad_into(&self.tf, g.ci, du, cs, rows);
+        });
         dwp
     }
 
@@ -361,13 +419,25 @@ impl Plan {
     }
 
     /// V rows of images b0..b0+nb (`x`, NHWC [nb, h, w, ci]) into `v` (tci columns).
-    pub(super) fn input_transform(&self, g: &Geom, x: &[f32], b0: usize, nb: usize, v: Slab) {
-        input_tiles(&self.tf, [g.h, g.w, g.ci], x, nb, (v, b0 * self.tiles_per_image(g)));
+    ///
+    /// # Safety
+    /// `v`'s buffer is alive, and no other task writes these images' rows of it meanwhile.
+    pub(super) unsafe fn input_transform(&self, g: &Geom, x: &[f32], b0: usize, nb: usize, v: Slab) {
+        assert_eq!(v.c, self.tci(g), "winograd input slab width");
+        // SAFETY: the caller's contract; `input_tiles` writes only tiles of images b0..b0+nb.
+        let rows = unsafe { v.rows() };
+        input_tiles(&self.tf, [g.h, g.w, g.ci], x, nb, (rows, v.nt, b0 * self.tiles_per_image(g)));
     }
 
     /// dM rows (A dY Aᵀ) of images b0..b0+nb (`dy`, NHWC [nb, oh, ow, co]) into `dm` (co columns).
-    pub(super) fn grad_transform(&self, g: &Geom, dy: &[f32], b0: usize, nb: usize, dm: Slab) {
-        grad_tiles(&self.tf, [g.oh, g.ow, g.co], dy, nb, (dm, b0 * self.tiles_per_image(g)));
+    ///
+    /// # Safety
+    /// As `input_transform`.
+    pub(super) unsafe fn grad_transform(&self, g: &Geom, dy: &[f32], b0: usize, nb: usize, dm: Slab) {
+        assert_eq!(dm.c, g.co, "winograd gradient slab width");
+        // SAFETY: the caller's contract; `grad_tiles` writes only tiles of images b0..b0+nb.
+        let rows = unsafe { dm.rows() };
+        grad_tiles(&self.tf, [g.oh, g.ow, g.co], dy, nb, (rows, dm.nt, b0 * self.tiles_per_image(g)));
     }
 
     /// Y = Aᵀ M A of images b0..b0+nb from the batch's M (co columns), overwriting `y` [nb, oh, ow, co].
@@ -474,17 +544,20 @@ fn combine(lm: &[f32], l: usize, r: usize, len: usize, x: &[f32], out: &mut [f32
 multiversion! {
     /// U [ξ][s²ci][co] = G g Gᵀ for every (tile-convolution input channel, co), from `wp`
     /// [kh][kw][ci][co].
-    fn weights_into(tf: &Tf, ci: usize, co: usize, wp: &[f32], u: &mut [f32]) {
-        let (a, r, tci) = (tf.side(), tf.r, tf.s * tf.s * ci);
+    /// Only channels `cs` (rows (ξ, c) of `u`, which this task owns).
+    fn weights_into(tf: &Tf, ci: usize, wp: &[f32], cs: std::ops::Range<usize>, u: Rows) {
+        let mut u = u;
+        let (a, r, tci, co) = (tf.side(), tf.r, tf.s * tf.s * ci, u.c);
+        assert!(cs.end <= tci, "winograd weight channels");
         let (mut x, mut t, mut y) = (vec![0.0f32; r * r * co], vec![0.0f32; r * a * co], vec![0.0f32; a * a * co]);
-        for c in 0..tci {
+        for c in cs {
             for tap in 0..r * r {
                 let row = tf.wp_row(ci, c, tap / r, tap % r);
                 x[tap * co..][..co].copy_from_slice(&wp[row * co..][..co]);
             }
             two_sided(&tf.g, a, r, co, &x, &mut t, &mut y);
             for xi in 0..a * a {
-                u[(xi * tci + c) * co..][..co].copy_from_slice(&y[xi * co..][..co]);
+                u.row(xi * tci + c).copy_from_slice(&y[xi * co..][..co]);
             }
         }
     }
@@ -493,17 +566,20 @@ multiversion! {
 multiversion! {
     /// dWp [kh][kw][ci][co] = Gᵀ dU G: the adjoint of `weights_into`, from dU [ξ][s²ci][co].
     /// Every row of dWp is written once (the s² channel blocks partition the kernel's taps).
-    fn weight_grad_into(tf: &Tf, ci: usize, co: usize, du: &[f32], dwp: &mut [f32]) {
-        let (a, r, tci) = (tf.side(), tf.r, tf.s * tf.s * ci);
+    /// Only channels `cs` (the rows of `dwp` their taps map to, which this task owns).
+    fn weight_grad_into(tf: &Tf, ci: usize, du: &[f32], cs: std::ops::Range<usize>, dwp: Rows) {
+        let mut dwp = dwp;
+        let (a, r, tci, co) = (tf.side(), tf.r, tf.s * tf.s * ci, dwp.c);
+        assert!(cs.end <= tci, "winograd weight channels");
         let (mut x, mut t, mut y) = (vec![0.0f32; a * a * co], vec![0.0f32; r * a * co], vec![0.0f32; r * r * co]);
-        for c in 0..tci {
+        for c in cs {
             for xi in 0..a * a {
                 x[xi * co..][..co].copy_from_slice(&du[(xi * tci + c) * co..][..co]);
             }
             two_sided(&tf.gt, r, a, co, &x, &mut t, &mut y);
             for tap in 0..r * r {
                 let row = tf.wp_row(ci, c, tap / r, tap % r);
-                dwp[row * co..][..co].copy_from_slice(&y[tap * co..][..co]);
+                dwp.row(row).copy_from_slice(&y[tap * co..][..co]);
             }
         }
     }
@@ -513,13 +589,13 @@ multiversion! {
     /// V [ξ][tiles][s²c] = Bᵀ d B for every tile of `nb` NHWC images [nb, h, w, c] (zeros
     /// outside), d read through space to depth when s = 2; rows from tile t0 of `v`, which this
     /// task owns.
-    fn input_tiles(tf: &Tf, dims: [usize; 3], x: &[f32], nb: usize, dst: (Slab, usize)) {
-        let (v, t0) = dst;
+    fn input_tiles(tf: &Tf, dims: [usize; 3], x: &[f32], nb: usize, dst: (Rows, usize, usize)) {
+        let (mut v, nt, t0) = dst;
         let [h, w, c] = dims;
         let (m, a, sd) = (tf.m, tf.side(), tf.s);
         let (th, tw) = ((h / sd).div_ceil(m), (w / sd).div_ceil(m));
         let tc = sd * sd * c;
-        assert_eq!(v.c, tc, "winograd input slab width");
+        assert_eq!(v.c, tc, "winograd input rows");
         let (mut d, mut t, mut y) = (vec![0.0f32; a * a * tc], vec![0.0f32; a * a * tc], vec![0.0f32; a * a * tc]);
         for b in 0..nb {
             let img = &x[b * h * w * c..][..h * w * c];
@@ -542,8 +618,7 @@ multiversion! {
                     two_sided(&tf.bt, a, a, tc, &d, &mut t, &mut y);
                     let tile = t0 + (b * th + ty) * tw + tx;
                     for xi in 0..a * a {
-                        // SAFETY: this task's tiles (the caller's images).
-                        unsafe { v.row(xi, tile) }.copy_from_slice(&y[xi * tc..][..tc]);
+                        v.row(xi * nt + tile).copy_from_slice(&y[xi * tc..][..tc]);
                     }
                 }
             }
@@ -626,12 +701,12 @@ multiversion! {
     /// dM [ξ][tiles][c] = A dY Aᵀ for every tile (the adjoint of `output_tiles`; the overhang
     /// reads zeros), from `nb` NHWC maps [nb, oh, ow, c].
     /// Rows from tile t0 of `dm`, which this task owns.
-    fn grad_tiles(tf: &Tf, dims: [usize; 3], dy: &[f32], nb: usize, dst: (Slab, usize)) {
-        let (dm, t0) = dst;
+    fn grad_tiles(tf: &Tf, dims: [usize; 3], dy: &[f32], nb: usize, dst: (Rows, usize, usize)) {
+        let (mut dm, nt, t0) = dst;
         let [oh, ow, c] = dims;
         let (m, a) = (tf.m, tf.side());
         let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
-        assert_eq!(dm.c, c, "winograd gradient slab width");
+        assert_eq!(dm.c, c, "winograd gradient rows");
         let (mut x, mut t, mut y) = (vec![0.0f32; m * m * c], vec![0.0f32; a * m * c], vec![0.0f32; a * a * c]);
         for b in 0..nb {
             let img = &dy[b * oh * ow * c..][..oh * ow * c];
@@ -651,8 +726,7 @@ multiversion! {
                     two_sided(&tf.a, a, m, c, &x, &mut t, &mut y);
                     let tile = t0 + (b * th + ty) * tw + tx;
                     for xi in 0..a * a {
-                        // SAFETY: this task's tiles (the caller's images).
-                        unsafe { dm.row(xi, tile) }.copy_from_slice(&y[xi * c..][..c]);
+                        dm.row(xi * nt + tile).copy_from_slice(&y[xi * c..][..c]);
                     }
                 }
             }
