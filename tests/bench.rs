@@ -55,8 +55,11 @@ fn json_rows_are_consistent_with_the_flop_model() {
         assert!((gf - sps * f as f64 / 1e9).abs() < 1e-9 * gf.max(1.0), "{r}");
         let peak = r["peak_gflops"].as_f64().unwrap();
         assert!((r["pct_of_peak"].as_f64().unwrap() - 100.0 * gf / peak).abs() < 1e-9, "{r}");
-        // a training step cannot beat the machine's measured FMA peak
-        assert!(gf < peak, "{r}");
+        // A training step cannot beat the machine's measured FMA peak — except by doing fewer
+        // multiply-adds than it is credited with: the DCGANs' Winograd layers do 2.3–3.1× fewer
+        // than the direct convolutions the FLOP model counts (dcgan-64 measures ~100 % "of peak").
+        let cap = if name.starts_with("dcgan") { 4.0 } else { 1.0 };
+        assert!(gf < cap * peak, "{r}");
         let busy = r["cores_busy"].as_f64().unwrap();
         assert!(busy > 0.1 && busy < 4.0, "{r}");
         assert!(r["vs_pytorch"].is_null());
