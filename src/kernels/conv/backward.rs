@@ -30,6 +30,13 @@ multiversion! {
     }
 }
 
+/// Σ_r rows[r, c] over rows of `c` floats: a chunk's bias gradient.
+fn column_totals(rows: &[f32], c: usize) -> Vec<f32> {
+    let mut acc = vec![0.0f32; c];
+    column_sums(rows, &mut acc);
+    acc
+}
+
 multiversion! {
     /// acc[c] += Σ_r rows[r, c].
     fn column_sums(rows: &[f32], acc: &mut [f32]) {
@@ -142,11 +149,7 @@ pub fn backward(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need) -> Grads {
             let r = nb * p;
             with_scratch([kd * r, r * g.co, (r * g.co).max(nb * g.xs())], |col, gbuf, tmp| {
                 let gr = grad_rows(s.grad, s.output, act, (b0, nb), g.co, p, gbuf, tmp);
-                let db = need.bias.then(|| {
-                    let mut acc = vec![0.0f32; g.co];
-                    column_sums(gr, &mut acc);
-                    acc
-                });
+                let db = need.bias.then(|| column_totals(gr, g.co));
                 if let (Some(dxc), Some(wq)) = (dxc, &wq) {
                     matmul(r, kd, g.co, col, kd, false, view(gr, g.co, 1), view(wq, kd, 1), Par::Seq);
                     col2im(g, col, nb, dxc);
@@ -189,11 +192,7 @@ fn backward_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &[f32], act:
             let r = nb * p;
             with_scratch([r * g.co, (r * g.co).max(nb * g.xs()), 0], |gbuf, tmp, _| {
                 let gr = grad_rows(s.grad, s.output, act, (b0, nb), g.co, p, gbuf, tmp);
-                let db = need.bias.then(|| {
-                    let mut acc = vec![0.0f32; g.co];
-                    column_sums(gr, &mut acc);
-                    acc
-                });
+                let db = need.bias.then(|| column_totals(gr, g.co));
                 // SAFETY (both transforms): `dm` and `v` outlive the loop; chunk i alone writes its
                 // images' tiles.
                 unsafe { plan.grad_transform(g, gr, b0, nb, ds) };
@@ -240,11 +239,7 @@ pub fn backward_transposed(g: &Geom, s: Saved, wp: &[f32], act: Act, need: Need)
             let big = (nb * g.xs()).max(r * g.co);
             with_scratch([kd * r, big, big], |col, gbuf, tmp| {
                 let gz = grad_rows(s.grad, s.output, act, (b0, nb), g.ci, hw, gbuf, tmp);
-                let db = need.bias.then(|| {
-                    let mut acc = vec![0.0f32; g.ci];
-                    column_sums(gz, &mut acc);
-                    acc
-                });
+                let db = need.bias.then(|| column_totals(gz, g.ci));
                 if need.input || need.weight {
                     im2col(g, gz, nb, col);
                 }
@@ -289,11 +284,7 @@ fn backward_transposed_winograd(plan: &winograd::Plan, g: &Geom, s: Saved, wp: &
             let big = (nb * g.xs()).max(nb * p * g.co);
             with_scratch([big, big, 0], |gbuf, tmp, _| {
                 let gz = grad_rows(s.grad, s.output, act, (b0, nb), g.ci, hw, gbuf, tmp);
-                let db = need.bias.then(|| {
-                    let mut acc = vec![0.0f32; g.ci];
-                    column_sums(gz, &mut acc);
-                    acc
-                });
+                let db = need.bias.then(|| column_totals(gz, g.ci));
                 // SAFETY (both transforms): `v` and `m` outlive the loop; chunk i alone writes its
                 // images' tiles.
                 unsafe { plan.input_transform(g, gz, b0, nb, vs) };

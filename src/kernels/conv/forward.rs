@@ -60,14 +60,8 @@ fn forward_winograd(
     bias: &[f32],
     act: Act,
 ) -> Vec<f32> {
-    let gn = plan.group(g);
-    if gn < g.n {
-        let mut y = Vec::with_capacity(g.n * g.ys());
-        for b0 in (0..g.n).step_by(gn) {
-            let sub = Geom { n: gn.min(g.n - b0), ..*g };
-            y.extend(forward_winograd(plan, &sub, &x[b0 * g.xs()..][..sub.n * g.xs()], x_mem, wp, bias, act));
-        }
-        return y;
+    if plan.group(g) < g.n {
+        return in_groups(plan, g, x, g.xs(), |sub, xg| forward_winograd(plan, sub, xg, x_mem, wp, bias, act));
     }
     let (cb, tci) = (g.chunk(), plan.tci(g));
     let u = plan.weights(g, wp);
@@ -142,14 +136,8 @@ fn backward_data_winograd(
     bias: &[f32],
     act: Act,
 ) -> Vec<f32> {
-    let gn = plan.group(g);
-    if gn < g.n {
-        let mut x = Vec::with_capacity(g.n * g.xs());
-        for b0 in (0..g.n).step_by(gn) {
-            let sub = Geom { n: gn.min(g.n - b0), ..*g };
-            x.extend(backward_data_winograd(plan, &sub, &y[b0 * g.ys()..][..sub.n * g.ys()], y_mem, wp, bias, act));
-        }
-        return x;
+    if plan.group(g) < g.n {
+        return in_groups(plan, g, y, g.ys(), |sub, yg| backward_data_winograd(plan, sub, yg, y_mem, wp, bias, act));
     }
     let (cb, p, tci) = (g.chunk(), g.p(), plan.tci(g));
     let u = plan.weights(g, wp);
@@ -174,4 +162,22 @@ fn backward_data_winograd(
         crate::kernels::act::apply_inplace(xc, act);
     });
     x
+}
+
+/// `f` on groups of images (`winograd::Plan::group`) of `input` (`per_image` floats an image,
+/// NHWC or NCHW alike), the outputs joined in order.
+fn in_groups(
+    plan: &winograd::Plan,
+    g: &Geom,
+    input: &[f32],
+    per_image: usize,
+    f: impl Fn(&Geom, &[f32]) -> Vec<f32>,
+) -> Vec<f32> {
+    let gn = plan.group(g);
+    let mut out = Vec::new();
+    for b0 in (0..g.n).step_by(gn) {
+        let sub = Geom { n: gn.min(g.n - b0), ..*g };
+        out.extend(f(&sub, &input[b0 * per_image..][..sub.n * per_image]));
+    }
+    out
 }

@@ -33,11 +33,11 @@ use crate::kernels::gemm::{Par, matmul, view};
 use crate::kernels::simd::multiversion;
 use rayon::prelude::*;
 
-/// Whether this file computes `g`: a 3×3, stride-1, pad-1 convolution, or a 4×4, stride-2, pad-1
+/// `kind(g)` when this file computes `g`: a 3×3, stride-1, pad-1 convolution, or a 4×4, stride-2, pad-1
 /// one on an even-sized input, with enough channels that the gemms, not the transforms, dominate
 /// (with few channels im2col's one gemm is as fast).
-pub(super) fn applies(g: &Geom) -> bool {
-    crate::kernels::winograd_enabled() && kind(g).is_some() && g.ci >= 16 && g.co >= 16
+fn enabled_kind(g: &Geom) -> Option<(usize, usize)> {
+    kind(g).filter(|_| crate::kernels::winograd_enabled() && g.ci >= 16 && g.co >= 16)
 }
 
 /// (r, s): the tile convolution's taps per side and the space-to-depth factor, for the layers
@@ -334,10 +334,9 @@ impl Slab {
 }
 
 impl Plan {
-    /// The plan of `g` when this file computes it (see `applies`).
+    /// The plan of `g` when this file computes it (see `enabled_kind`).
     pub(super) fn for_layer(g: &Geom) -> Option<Plan> {
-        let k = kind(g).filter(|_| applies(g))?;
-        Some(Plan { tf: Tf::new(tile_side(g), k) })
+        Some(Plan { tf: Tf::new(tile_side(g), enabled_kind(g)?) })
     }
 
     /// Transformed-tile positions ξ: the number of gemms per pass.
@@ -414,7 +413,7 @@ impl Plan {
     }
 
     /// Floats of the transformed weights (and of their gradient).
-    pub(super) fn weight_len(&self, g: &Geom) -> usize {
+    fn weight_len(&self, g: &Geom) -> usize {
         self.xis() * self.tci(g) * g.co
     }
 
