@@ -44,7 +44,8 @@ timed() {
 }
 export RAYON_NUM_THREADS=$THREADS
 
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(grep -o -m1 -w 'avx512f' /proc/cpuinfo || echo 'no AVX-512'), threads $THREADS" >&2
+cpuinfo() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | xargs; }
+echo "machine: $(cpuinfo 'model name') ($(cpuinfo vendor_id), family $(cpuinfo 'cpu family'), model $(cpuinfo model)), $(nproc) cores, $(grep -o -m1 -w 'avx512f' /proc/cpuinfo || echo 'no AVX-512'), threads $THREADS" >&2
 echo "VAE, $VAE_EPOCHS epochs ..." >&2
 ll_vae=$(timed ll-vae "$BIN" train vae --epochs "$VAE_EPOCHS" --lr-schedule constant --kl-warmup 0 --out "$OUT/ll-vae")
 pt_vae=$(timed pt-vae "$PY" "$HERE/pytorch_train.py" vae --mnist "$DATA/mnist" --epochs "$VAE_EPOCHS" --threads "$THREADS" --out "$OUT/pt-vae")

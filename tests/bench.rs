@@ -63,6 +63,10 @@ fn json_rows_are_consistent_with_the_flop_model() {
         let busy = r["cores_busy"].as_f64().unwrap();
         assert!(busy > 0.1 && busy < 4.0, "{r}");
         assert!(r["vs_pytorch"].is_null());
+        // Every row names the machine it was measured on.
+        assert_eq!(r["cpu"], rows[0]["cpu"]);
+        assert!(r["cpu"]["logical_cpus"].as_u64().unwrap() >= 1, "{r}");
+        assert!(["AVX-512", "AVX2", "NEON", "none"].contains(&r["cpu"]["vector"].as_str().unwrap()), "{r}");
     }
 }
 
@@ -72,8 +76,18 @@ fn table_names_every_column_and_the_peak() {
     let tmp = tempfile::tempdir().unwrap();
     let (ok, out, err) = cli(&["bench", "--model", "mlp-vae", "--steps", "2", "--warmup", "0"], tmp.path());
     assert!(ok, "{err}");
-    for col in ["model", "batch", "samples/s", "GFLOP/s", "% peak", "threads", "cores busy", "mlp-vae", "peak assumed"]
-    {
+    for col in [
+        "model",
+        "batch",
+        "samples/s",
+        "GFLOP/s",
+        "% peak",
+        "threads",
+        "cores busy",
+        "mlp-vae",
+        "peak assumed",
+        "\nCPU: ",
+    ] {
         assert!(out.contains(col), "{col} missing:\n{out}");
     }
     assert!(!out.contains("dcgan"), "{out}");

@@ -10,6 +10,7 @@
 //! differences being measured; interleaving exposes both sides to the same drift, and the ratio
 //! reported is the median of the per-round ratios.
 
+pub mod cpu;
 pub mod explore;
 pub mod flops;
 pub mod peak;
@@ -197,6 +198,8 @@ pub struct BenchRow {
     pub loop_vs_step: Option<f64>,
     /// `--loop`: where the loop's time went, summed over rounds.
     pub loop_secs: Option<crate::artifacts::LoopSecs>,
+    /// The CPU it ran on (the host's, on a GPU device).
+    pub cpu: cpu::Cpu,
 }
 
 /// One model in one round.
@@ -229,6 +232,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
     }
     let data_of = |m: BenchModel| &sets.iter().find(|(n, _)| *n == m.dataset().0).expect("loaded above").1;
     let threads = threads();
+    let cpu = cpu::Cpu::detect();
     let mut reference = match &opts.pytorch {
         Some(py) => Some(Reference::start(py, &data::data_dir(opts.data_dir.as_deref()).join("mnist"), threads)?),
         None => None,
@@ -305,6 +309,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<BenchRow>> {
             loop_samples_per_sec: (!loop_rates.is_empty()).then(|| median(&loop_rates)),
             loop_vs_step: (!loop_ratios.is_empty()).then(|| median(&loop_ratios)),
             loop_secs,
+            cpu: cpu.clone(),
         });
     }
     Ok(rows)

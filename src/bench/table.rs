@@ -71,6 +71,8 @@ pub fn table(rows: &[BenchRow]) -> String {
         }
     }
     if let Some(r) = rows.first() {
+        s += &r.cpu.line();
+        s.push('\n');
         match (r.peak_gflops, r.peak_isa) {
             (Some(gf), Some(isa)) => {
                 s += &format!(

@@ -120,6 +120,17 @@ fn table_has_every_column() {
             samples: 6400,
             ..Default::default()
         }),
+        cpu: cpu::Cpu {
+            arch: "x86_64",
+            vendor: Some("GenuineIntel".into()),
+            brand: Some("Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz".into()),
+            family: Some(6),
+            model: Some(143),
+            vector: "AVX-512",
+            logical_cpus: 2,
+            l2_kib: Some(2048),
+            l3_kib: None,
+        },
     };
     let t = table(&[row]);
     for col in [
@@ -136,6 +147,7 @@ fn table_has_every_column() {
         "90.0%",
         "step 80.0%, data 10.0%",
         "checkpoints 10.0%",
+        "CPU: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz (GenuineIntel, family 6, model 143), AVX-512, 2 logical CPUs, L2 2048 KiB\n",
     ] {
         assert!(t.contains(col), "{col} missing from\n{t}");
     }
@@ -166,4 +178,34 @@ fn waits_for_a_busy_process_and_not_for_an_idle_one() {
     busy.wait().unwrap();
     assert!(finished, "stopped waiting after {waited:?} while the process was still counting");
     assert!(waited < Duration::from_secs(19), "never saw the process go idle ({waited:?})");
+}
+
+/// CPUID's vendor, family, model and vector width agree with what the kernel read from the same
+/// CPU into /proc/cpuinfo (an independent decoding of the extended family and model fields).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn the_cpu_named_is_the_one_proc_cpuinfo_describes() {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no '{name}' in /proc/cpuinfo"))
+    };
+    let cpu = cpu::Cpu::detect();
+    assert_eq!(cpu.vendor.as_deref(), Some(field("vendor_id").as_str()));
+    assert_eq!(cpu.family.map(|f| f.to_string()), Some(field("cpu family")));
+    assert_eq!(cpu.model.map(|m| m.to_string()), Some(field("model")));
+    let flags: Vec<String> = field("flags").split_whitespace().map(String::from).collect();
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    let want = if has("avx512f") && has("fma") {
+        "AVX-512"
+    } else if has("avx2") && has("fma") {
+        "AVX2"
+    } else {
+        "none"
+    };
+    assert_eq!(cpu.vector, want);
+    assert!(cpu.line().starts_with("CPU: ") && cpu.line().contains(want), "{}", cpu.line());
 }
