@@ -288,6 +288,21 @@ impl std::ops::DerefMut for Buf {
     }
 }
 
+/// `f` on blocks of `WEIGHT_BLOCK` tile-convolution input channels (of `tci`) over the pool, each
+/// given rows of `c` floats of `out`.
+///
+/// # Safety
+/// `f` writes only rows that belong to the channels it is given, so no two blocks share a row.
+unsafe fn by_channel_blocks(tci: usize, out: &mut [f32], c: usize, f: impl Fn(std::ops::Range<usize>, Rows) + Sync) {
+    let (p, len) = (crate::kernels::SharedMut(out.as_mut_ptr()), out.len());
+    (0..tci.div_ceil(WEIGHT_BLOCK)).into_par_iter().for_each(|b| {
+        // SAFETY: `out` is borrowed for the whole loop; the blocks' rows are disjoint (the
+        // caller's contract).
+        let rows = unsafe { Rows::new(p, len, c) };
+        f(b * WEIGHT_BLOCK..((b + 1) * WEIGHT_BLOCK).min(tci), rows);
+    });
+}
+
 /// Rows of `c` floats of one buffer that this task writes while other tasks write other rows.
 pub(super) struct Rows<'a> {
     p: crate::kernels::SharedMut,
@@ -385,14 +400,8 @@ impl Plan {
     pub(super) fn weights(&self, g: &Geom, wp: &[f32]) -> Buf {
         assert_eq!(wp.len(), g.kdim() * g.co, "winograd weight size");
         let mut u = Buf::take(self.weight_len(g));
-        let (out, u_len) = (crate::kernels::SharedMut(u.as_mut_ptr()), u.len());
-        let tci = self.tci(g);
-        (0..tci.div_ceil(WEIGHT_BLOCK)).into_par_iter().for_each(|b| {
-            let cs = b * WEIGHT_BLOCK..((b + 1) * WEIGHT_BLOCK).min(tci);
-            // SAFETY: U outlives the loop, and this task writes only rows (ξ, c), c in its block.
-            let rows = unsafe { Rows::new(out, u_len, g.co) };
-            weights_into(&self.tf, g.ci, wp, cs, rows);
-        });
+        // SAFETY: `weights_into` writes only rows (ξ, c) of the channels c it is given.
+        unsafe { by_channel_blocks(self.tci(g), &mut u, g.co, |cs, rows| weights_into(&self.tf, g.ci, wp, cs, rows)) };
         u
     }
 
@@ -400,15 +409,11 @@ impl Plan {
     pub(super) fn weight_grad(&self, g: &Geom, du: &[f32]) -> Vec<f32> {
         assert_eq!(du.len(), self.weight_len(g), "winograd weight-gradient size");
         let mut dwp = vec![0.0f32; g.kdim() * g.co];
-        let (out, dwp_len) = (crate::kernels::SharedMut(dwp.as_mut_ptr()), dwp.len());
-        let tci = self.tci(g);
-        (0..tci.div_ceil(WEIGHT_BLOCK)).into_par_iter().for_each(|b| {
-            let cs = b * WEIGHT_BLOCK..((b + 1) * WEIGHT_BLOCK).min(tci);
-            // SAFETY: dWp outlives the loop, and this task writes only the rows its channels'
-            // taps map to (`wp_row` is one-to-one).
-            let rows = unsafe { Rows::new(out, dwp_len, g.co) };
-            weight_grad_into(&self.tf, g.ci, du, cs, rows);
-        });
+        // SAFETY: `weight_grad_into` writes only the rows its channels' taps map to (`wp_row` is
+        // one-to-one).
+        unsafe {
+            by_channel_blocks(self.tci(g), &mut dwp, g.co, |cs, rows| weight_grad_into(&self.tf, g.ci, du, cs, rows))
+        };
         dwp
     }
 
