@@ -1,5 +1,6 @@
-//! The comparison report end to end: `compare --dataset digits --quick` trains a VAE and a DCGAN,
-//! evaluates them and writes report.html + report.json; headless Chromium must render the page
+//! The comparison report end to end: `compare --dataset digits --quick` trains a VAE and a DCGAN
+//! (capped at 300 updates each: the pipeline, not the verdicts, is under test; the full quick
+//! protocol took 95 s of CI), evaluates them and writes report.html + report.json; headless Chromium must render the page
 //! with every picture decoded (a screenshot is kept under target/test-artifacts/).
 
 mod common;
@@ -30,8 +31,10 @@ fn headless(browser: &str, extra: &[&str], page: &Path, profile: &Path) -> std::
 #[test]
 fn compare_writes_a_self_contained_report_that_chromium_renders() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, stdout, err) =
-        cli_cached(&["compare", "--dataset", "digits", "--quick", "--out", "cmp/report.html"], dir.path());
+    let (ok, stdout, err) = cli_cached(
+        &["compare", "--dataset", "digits", "--quick", "--max-steps", "300", "--out", "cmp/report.html"],
+        dir.path(),
+    );
     assert!(ok, "{err}");
     assert!(stdout.contains("VAE samples are blurry"), "{stdout}");
     let html_path = dir.path().join("cmp/report.html");
@@ -43,6 +46,12 @@ fn compare_writes_a_self_contained_report_that_chromium_renders() {
     assert_eq!(json["runs"].as_array().unwrap().len(), 2);
     assert_eq!(json["runs"][0]["model"], "vae");
     assert_eq!(json["runs"][1]["model"], "dcgan");
+    for run in ["vae-quick", "dcgan-quick"] {
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("cmp").join(run).join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["steps"], 300, "{run}: --max-steps caps the training");
+    }
     let claims = json["claims"].as_array().unwrap();
     assert_eq!(claims.len(), 7);
     for c in claims {
@@ -99,6 +108,8 @@ fn compare_refuses_bad_requests_clearly() {
     assert!(!ok && err.contains("--dataset"), "{err}");
     let (ok, _, err) = cli_cached(&["compare", "no/such/run"], dir.path());
     assert!(!ok && err.contains("no/such/run"), "{err}");
+    let (ok, _, err) = cli_cached(&["compare", "no/such/run", "--max-steps", "5"], dir.path());
+    assert!(!ok && err.contains("--max-steps caps the default pair"), "{err}");
     // Runs on different datasets cannot share one table.
     let a = dir.path().join("a");
     let b = dir.path().join("b");

@@ -36,6 +36,10 @@ pub struct CompareRequest {
     /// any dataset size) and a lighter evaluation (2000 samples, IWAE k = 100 on 1000 test images).
     #[arg(long)]
     pub quick: bool,
+    /// Cap each model of the default pair at this many updates (a smoke test of the protocol, not
+    /// a result: the report's verdicts are then about undertrained models).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
     /// Evaluate runs again even if they already have an eval.json.
     #[arg(long)]
     pub reeval: bool,
@@ -80,6 +84,7 @@ pub fn compare(a: CompareRequest) -> Result<Compared> {
                 image_size: a.image_size,
                 seed: Some(a.seed),
                 device: Some(a.device),
+                max_steps: a.max_steps,
                 ..Default::default()
             };
             ensure_trained(kind, &path, given, a.quick)?;
@@ -91,6 +96,9 @@ pub fn compare(a: CompareRequest) -> Result<Compared> {
     } else {
         if a.dataset.is_some() {
             bail!("--dataset is for training the default pair; given runs are compared on their own dataset");
+        }
+        if a.max_steps.is_some() {
+            bail!("--max-steps caps the default pair's training (with --dataset); given runs are compared as they are");
         }
         // One dataset for all, checked before any picture or evaluation work.
         let mut first: Option<(PathBuf, String)> = None;

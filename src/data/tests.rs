@@ -66,11 +66,45 @@ fn integer_binarisation_gives_the_float_tests_bits() {
         images.iter().map(|&p| if old.random::<f32>() * 255.0 < p as f32 { 1.0 } else { 0.0 }).collect();
     let mut r = rng(7, Stream::Binarize, 3);
     let mut got = Vec::new();
-    binarize_into(&images, &mut r, (0.0, 1.0), &mut got);
+    binarize_into(&images, &mut r, (0.0, 1.0), &mut got, true);
     assert_eq!(got, want);
     // The stream ends where the sequential draws ended.
     assert_eq!(r.random::<u32>(), old.random::<u32>());
     let mut sym = Vec::new();
-    binarize_into(&images, &mut rng(7, Stream::Binarize, 3), (-1.0, 1.0), &mut sym);
+    binarize_into(&images, &mut rng(7, Stream::Binarize, 3), (-1.0, 1.0), &mut sym, true);
     assert_eq!(sym, want.iter().map(|v| v * 2.0 - 1.0).collect::<Vec<_>>());
+    // The blocks in turn on one thread (training's batch thread): the same bits, the same end.
+    let mut serial = rng(7, Stream::Binarize, 3);
+    let mut one = Vec::new();
+    binarize_into(&images, &mut serial, (0.0, 1.0), &mut one, false);
+    assert_eq!(one, want);
+    assert_eq!(serial.get_word_pos(), rng(7, Stream::Binarize, 3).get_word_pos() + images.len() as u128);
+}
+
+/// Training's batch thread hands over exactly `Loader::batch`'s batches, from any batch of an
+/// epoch (a resumed run starts mid-epoch), one step a batch, and stops when the epoch ends.
+#[test]
+fn prefetched_batches_are_the_loaders_own() {
+    let n: usize = 300;
+    let d = Dataset {
+        images: (0..n * 784).map(|i| (i.wrapping_mul(2_654_435_761usize) >> 7) as u8).collect(),
+        labels: Some((0..n).map(|i| (i % 10) as u8).collect()),
+        n,
+        shape: ImageShape { channels: 1, height: 28, width: 28 },
+        num_classes: 10,
+        attributes: None,
+    };
+    for binarize in [Binarize::Dynamic, Binarize::None] {
+        let l = Loader::new(&d, 64, binarize, Range::Unit, 5);
+        let order = l.order(2);
+        for from in [0, 3] {
+            let step = 1000 + from as u64;
+            let got: Vec<Batch> = std::thread::scope(|s| l.prefetch(s, &order, from, step).iter().collect());
+            assert_eq!(got.len(), l.batches_per_epoch() - from);
+            for (k, b) in got.iter().enumerate() {
+                let want = l.batch(&order, from + k, step + k as u64);
+                assert_eq!((&b.x, &b.labels, &b.idx, b.n), (&want.x, &want.labels, &want.idx, want.n), "batch {k}");
+            }
+        }
+    }
 }

@@ -179,109 +179,120 @@ fn run_loop(
         pb.set_position(state.batch_in_epoch);
         let epoch_start = Instant::now();
         let mut epoch_samples = 0u64;
-        while state.batch_in_epoch < nb {
-            if cfg.max_steps.is_some_and(|m| state.step >= m) {
-                stop = Stop::MaxSteps;
-                pb.finish_and_clear();
-                break 'epochs;
-            }
-            if crate::util::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-                stop = Stop::Interrupted;
-                pb.finish_and_clear();
-                break 'epochs;
-            }
-            phases.other += lap_secs(&mut lap);
-            let batch = loader.batch(&order, state.batch_in_epoch as usize, state.step);
-            let x = matrix(batch.x, batch.n, spec.shape.len(), &ad);
-            let noise = &mut rng(cfg.seed, Stream::Noise, state.step);
-            let lr = cfg.lr * cfg.lr_schedule.factor(state.step, total_steps);
-            // KL warm-up: the KL weight rises linearly over the first kl_warmup epochs.
-            let warm =
-                (cfg.kl_warmup > 0).then(|| (state.step as f64 / cfg.kl_warmup.saturating_mul(nb) as f64).min(1.0));
-            let warm_spec = warm.filter(|&w| w < 1.0).map(|w| ModelSpec { beta: spec.beta * w, ..spec.clone() });
-            let step_spec = warm_spec.as_ref().unwrap_or(&spec);
-            let text = (!captions.is_empty()).then(|| {
-                let lo = state.batch_in_epoch as usize * cfg.batch_size;
-                let idx = &order[lo..(lo + cfg.batch_size).min(order.len())];
-                let stage = if state.step < stage_two_from { 1 } else { 2 };
-                super::stack::text_batch(&captions, idx, &batch.labels, cfg.seed, state.step, stage)
-            });
-            // Text models draw their captions above; the others' condition comes with the images.
-            let cond = if text.is_some() { Vec::new() } else { spec.cond_of_data(&data.train, &batch.idx) };
-            phases.data += lap_secs(&mut lap);
-            let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &cond, text.as_ref(), noise);
-            net = next;
-            phases.step += lap_secs(&mut lap);
-            let mut values = values;
-            if injected_nan(state.step + 1) {
-                values[0].1 = f64::NAN;
-            }
-            if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
-                writer.finish()?;
-                let ck = if dir.latest().exists() { dir.latest().display().to_string() } else { "none yet".into() };
-                write_summary(
-                    dir,
-                    cfg,
-                    &state,
-                    Status::Diverged,
-                    None,
-                    0.0,
-                    Some(format!("{name} = {v} at step {}", state.step)),
-                )?;
-                return Err(Diverged(format!(
-                    "training diverged at step {} (epoch {}): loss term '{name}' is {v}. The last good checkpoint is \
-                     kept ({ck}); try a lower --lr, or --on-diverge rollback",
-                    state.step + 1,
-                    epoch + 1
-                ))
-                .into());
-            }
-            state.step += 1;
-            state.batch_in_epoch += 1;
-            epoch_samples += batch.n as u64;
-            for (k, v) in &values {
-                for sums in [&mut state.running, &mut state.epoch_sums] {
-                    let acc = sums.entry(k.to_string()).or_default();
-                    acc.0 += v * batch.n as f64;
-                    acc.1 += batch.n as u64;
+        // The batches come from their own thread, one ahead (`Loader::prefetch`); the scope ends
+        // that thread with the epoch, or when training stops inside it.
+        let (trained, ended) = std::thread::scope(|s| -> Result<(Net, bool)> {
+            let mut net = net;
+            let batches = loader.prefetch(s, &order, state.batch_in_epoch as usize, state.step);
+            while state.batch_in_epoch < nb {
+                if cfg.max_steps.is_some_and(|m| state.step >= m) {
+                    stop = Stop::MaxSteps;
+                    pb.finish_and_clear();
+                    return Ok((net, true));
                 }
-            }
-            if state.step % cfg.log_every == 0 {
-                if let Some(w) =
-                    collapse_warning(spec.kind.decl().collapse_below, &state.running, state.step, cfg.log_every)
-                {
-                    eprintln!("warning: {w}");
-                    log.append(&json!({"kind": "warning", "step": state.step, "message": w}))?;
-                    state.warnings.push(w);
+                if crate::util::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                    stop = Stop::Interrupted;
+                    pb.finish_and_clear();
+                    return Ok((net, true));
                 }
-                let line =
-                    json!({"kind": "step", "step": state.step, "epoch": epoch + 1, "train": means(&state.running)});
-                log.append(&line)?;
-                if let Some(tb) = &mut tb {
-                    tb.metrics(&line)?;
-                    tb.scalar("train/lr", state.step, lr)?;
+                phases.other += lap_secs(&mut lap);
+                let batch = batches.recv().context("the batch thread of training stopped")?;
+                let x = matrix(batch.x, batch.n, spec.shape.len(), &ad);
+                let noise = &mut rng(cfg.seed, Stream::Noise, state.step);
+                let lr = cfg.lr * cfg.lr_schedule.factor(state.step, total_steps);
+                // KL warm-up: the KL weight rises linearly over the first kl_warmup epochs.
+                let warm =
+                    (cfg.kl_warmup > 0).then(|| (state.step as f64 / cfg.kl_warmup.saturating_mul(nb) as f64).min(1.0));
+                let warm_spec = warm.filter(|&w| w < 1.0).map(|w| ModelSpec { beta: spec.beta * w, ..spec.clone() });
+                let step_spec = warm_spec.as_ref().unwrap_or(&spec);
+                let text = (!captions.is_empty()).then(|| {
+                    let lo = state.batch_in_epoch as usize * cfg.batch_size;
+                    let idx = &order[lo..(lo + cfg.batch_size).min(order.len())];
+                    let stage = if state.step < stage_two_from { 1 } else { 2 };
+                    super::stack::text_batch(&captions, idx, &batch.labels, cfg.seed, state.step, stage)
+                });
+                // Text models draw their captions above; the others' condition comes with the images.
+                let cond = if text.is_some() { Vec::new() } else { spec.cond_of_data(&data.train, &batch.idx) };
+                phases.data += lap_secs(&mut lap);
+                let (next, values) = step(net, &mut optims, step_spec, cfg, lr, x, &cond, text.as_ref(), noise);
+                net = next;
+                phases.step += lap_secs(&mut lap);
+                let mut values = values;
+                if injected_nan(state.step + 1) {
+                    values[0].1 = f64::NAN;
                 }
-                state.running.clear();
-            }
-            if checkpoint_due(state.step, cfg.checkpoint_every, state.batch_in_epoch, nb) {
+                if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+                    writer.finish()?;
+                    let ck = if dir.latest().exists() { dir.latest().display().to_string() } else { "none yet".into() };
+                    write_summary(
+                        dir,
+                        cfg,
+                        &state,
+                        Status::Diverged,
+                        None,
+                        0.0,
+                        Some(format!("{name} = {v} at step {}", state.step)),
+                    )?;
+                    return Err(Diverged(format!(
+                        "training diverged at step {} (epoch {}): loss term '{name}' is {v}. The last good checkpoint is \
+                         kept ({ck}); try a lower --lr, or --on-diverge rollback",
+                        state.step + 1,
+                        epoch + 1
+                    ))
+                    .into());
+                }
+                state.step += 1;
+                state.batch_in_epoch += 1;
+                epoch_samples += batch.n as u64;
+                for (k, v) in &values {
+                    for sums in [&mut state.running, &mut state.epoch_sums] {
+                        let acc = sums.entry(k.to_string()).or_default();
+                        acc.0 += v * batch.n as f64;
+                        acc.1 += batch.n as u64;
+                    }
+                }
+                if state.step % cfg.log_every == 0 {
+                    if let Some(w) =
+                        collapse_warning(spec.kind.decl().collapse_below, &state.running, state.step, cfg.log_every)
+                    {
+                        eprintln!("warning: {w}");
+                        log.append(&json!({"kind": "warning", "step": state.step, "message": w}))?;
+                        state.warnings.push(w);
+                    }
+                    let line =
+                        json!({"kind": "step", "step": state.step, "epoch": epoch + 1, "train": means(&state.running)});
+                    log.append(&line)?;
+                    if let Some(tb) = &mut tb {
+                        tb.metrics(&line)?;
+                        tb.scalar("train/lr", state.step, lr)?;
+                    }
+                    state.running.clear();
+                }
+                if checkpoint_due(state.step, cfg.checkpoint_every, state.batch_in_epoch, nb) {
+                    phases.log += lap_secs(&mut lap);
+                    tb.as_mut().map(TbWriter::flush).transpose()?;
+                    net.sync_running_stats();
+                    state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
+                    save_checkpoint(&mut writer, dir, cfg, &spec, data, &net, &optims, &state, false)?;
+                    saved_at = state.step;
+                    phases.checkpoint += lap_secs(&mut lap);
+                }
+                if let Some(msg) = eta.update(state.step, left, batch.n) {
+                    if show_progress { pb.println(&msg) } else { eprintln!("{msg}") }
+                }
+                if show_progress && state.step % 10 == 0 {
+                    pb.set_message(format!("loss {:.2}", values[0].1));
+                }
+                pb.inc(1);
                 phases.log += lap_secs(&mut lap);
-                tb.as_mut().map(TbWriter::flush).transpose()?;
-                net.sync_running_stats();
-                state.wall_secs = wall_before + session_start.elapsed().as_secs_f64();
-                save_checkpoint(&mut writer, dir, cfg, &spec, data, &net, &optims, &state, false)?;
-                saved_at = state.step;
-                phases.checkpoint += lap_secs(&mut lap);
+                phases.samples += batch.n as u64;
+                phases.steps += 1;
             }
-            if let Some(msg) = eta.update(state.step, left, batch.n) {
-                if show_progress { pb.println(&msg) } else { eprintln!("{msg}") }
-            }
-            if show_progress && state.step % 10 == 0 {
-                pb.set_message(format!("loss {:.2}", values[0].1));
-            }
-            pb.inc(1);
-            phases.log += lap_secs(&mut lap);
-            phases.samples += batch.n as u64;
-            phases.steps += 1;
+            Ok((net, false))
+        })?;
+        net = trained;
+        if ended {
+            break 'epochs;
         }
         pb.finish_and_clear();
 
