@@ -5,43 +5,27 @@ use crate::util::{Stream, rng};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 
 /// Bernoulli pixels: grey level p is `on` with probability p/255, one draw of `rng` per pixel, in
 /// pixel order; `rng` ends past the last draw.
 ///
 /// The test is `rng.random::<f32>() * 255.0 < p` (rand's f32 is the draw's top 24 bits × 2⁻²⁴),
 /// made on the integer draw against a per-level threshold, so the bits are the ones that test
-/// gives. Blocks of pixels run in parallel, each seeking the ChaCha stream to its first draw: the
-/// same words as one `next_u32` per pixel, at a fraction of the cost (binarising a batch was 4 %
-/// of a `train vae` epoch).
-///
-/// `parallel: false` runs the blocks in turn on the calling thread (the same bits): the batch
-/// thread of training does, so as not to queue work in the pool the step is running on.
-pub fn binarize_into(pixels: &[u8], rng: &mut ChaCha8Rng, (off, on): (f32, f32), out: &mut Vec<f32>, parallel: bool) {
-    const BLOCK: usize = 16 * 1024;
+/// gives, with the draws filled 1024 at a time: a fraction of one `random` call per pixel.
+/// It runs on the calling thread: in training that is the batch thread (`Loader::prefetch`),
+/// which must not queue work in the pool the step runs on.
+pub fn binarize_into(pixels: &[u8], rng: &mut ChaCha8Rng, (off, on): (f32, f32), out: &mut Vec<f32>) {
     let t = thresholds();
     let start = out.len();
-    let base = rng.get_word_pos();
     out.resize(start + pixels.len(), 0.0);
-    let block = |(i, (o, p)): (usize, (&mut [f32], &[u8]))| {
-        let mut r = rng.clone();
-        r.set_word_pos(base + (i * BLOCK) as u128);
-        let mut draws = [0u32; 1024];
-        for (o, p) in o.chunks_mut(1024).zip(p.chunks(1024)) {
-            let d = &mut draws[..p.len()];
-            r.fill(d);
-            for ((o, &p), &d) in o.iter_mut().zip(p).zip(d.iter()) {
-                *o = if (d >> 8) < t[p as usize] { on } else { off };
-            }
+    let mut draws = [0u32; 1024];
+    for (o, p) in out[start..].chunks_mut(1024).zip(pixels.chunks(1024)) {
+        let d = &mut draws[..p.len()];
+        rng.fill(d);
+        for ((o, &p), &d) in o.iter_mut().zip(p).zip(d.iter()) {
+            *o = if (d >> 8) < t[p as usize] { on } else { off };
         }
-    };
-    if parallel {
-        out[start..].par_chunks_mut(BLOCK).zip(pixels.par_chunks(BLOCK)).enumerate().for_each(block);
-    } else {
-        out[start..].chunks_mut(BLOCK).zip(pixels.chunks(BLOCK)).enumerate().for_each(block);
     }
-    rng.set_word_pos(base + pixels.len() as u128);
 }
 
 /// For each grey level p, the least 24-bit m with `(m as f32 * 2⁻²⁴) * 255.0 >= p as f32` (2²⁴
@@ -104,13 +88,9 @@ impl<'a> Loader<'a> {
 
     /// Batch `b` of an epoch order; `step` seeds the dynamic binarisation.
     pub fn batch(&self, order: &[usize], b: usize, step: u64) -> Batch {
-        self.batch_on(order, b, step, true)
-    }
-
-    fn batch_on(&self, order: &[usize], b: usize, step: u64, parallel: bool) -> Batch {
         let lo = b * self.batch_size;
         let hi = (lo + self.batch_size).min(order.len());
-        self.gather_on(&order[lo..hi], &mut rng(self.seed, Stream::Binarize, step), parallel)
+        self.gather(&order[lo..hi], &mut rng(self.seed, Stream::Binarize, step))
     }
 
     /// Batches `from`, `from + 1`, … of an epoch order (batch `from` at step `step`, one step a
@@ -130,7 +110,7 @@ impl<'a> Loader<'a> {
         let nb = order.len().div_ceil(self.batch_size);
         scope.spawn(move || {
             for (b, s) in (from..nb).zip(step..) {
-                if tx.send(self.batch_on(order, b, s, false)).is_err() {
+                if tx.send(self.batch(order, b, s)).is_err() {
                     break;
                 }
             }
@@ -140,10 +120,6 @@ impl<'a> Loader<'a> {
 
     /// Gather images by index with the transform applied.
     pub fn gather(&self, idx: &[usize], r: &mut ChaCha8Rng) -> Batch {
-        self.gather_on(idx, r, true)
-    }
-
-    fn gather_on(&self, idx: &[usize], r: &mut ChaCha8Rng, parallel: bool) -> Batch {
         let l = self.data.shape.len();
         let mut x = Vec::with_capacity(idx.len() * l);
         let src = self.static_bits.as_deref().unwrap_or(&self.data.images);
@@ -154,7 +130,7 @@ impl<'a> Loader<'a> {
                 pixels.extend_from_slice(&src[i * l..(i + 1) * l]);
             }
             let levels = if self.range == Range::Unit { (0.0, 1.0) } else { (-1.0, 1.0) };
-            binarize_into(&pixels, r, levels, &mut x, parallel);
+            binarize_into(&pixels, r, levels, &mut x);
         } else {
             for &i in idx {
                 let img = &src[i * l..(i + 1) * l];

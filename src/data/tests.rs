@@ -66,17 +66,17 @@ fn integer_binarisation_gives_the_float_tests_bits() {
         images.iter().map(|&p| if old.random::<f32>() * 255.0 < p as f32 { 1.0 } else { 0.0 }).collect();
     let mut r = rng(7, Stream::Binarize, 3);
     let mut got = Vec::new();
-    binarize_into(&images, &mut r, (0.0, 1.0), &mut got, true);
+    binarize_into(&images, &mut r, (0.0, 1.0), &mut got);
     assert_eq!(got, want);
     // The stream ends where the sequential draws ended.
     assert_eq!(r.random::<u32>(), old.random::<u32>());
     let mut sym = Vec::new();
-    binarize_into(&images, &mut rng(7, Stream::Binarize, 3), (-1.0, 1.0), &mut sym, true);
+    binarize_into(&images, &mut rng(7, Stream::Binarize, 3), (-1.0, 1.0), &mut sym);
     assert_eq!(sym, want.iter().map(|v| v * 2.0 - 1.0).collect::<Vec<_>>());
-    // The blocks in turn on one thread (training's batch thread): the same bits, the same end.
+    // A second stream from the same seed: the same bits, the same end.
     let mut serial = rng(7, Stream::Binarize, 3);
     let mut one = Vec::new();
-    binarize_into(&images, &mut serial, (0.0, 1.0), &mut one, false);
+    binarize_into(&images, &mut serial, (0.0, 1.0), &mut one);
     assert_eq!(one, want);
     assert_eq!(serial.get_word_pos(), rng(7, Stream::Binarize, 3).get_word_pos() + images.len() as u128);
 }
